@@ -1,0 +1,61 @@
+"""The application factory: routers, middleware and error handlers, over one Database."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from sandbox.api import problems
+from sandbox.api.middleware import BodyLimitMiddleware, HttpMetrics, RequestContextMiddleware
+from sandbox.application.router import router as application_router
+from sandbox.audit.router import router as audit_router
+from sandbox.clock import Clock, clock_for
+from sandbox.config import Settings
+from sandbox.db import Database
+from sandbox.institution.router import router as institution_router
+from sandbox.pilot.router import router as pilot_router
+from sandbox.program.router import router as program_router
+from sandbox.public.router import router as public_router
+from sandbox.service_api.router import router as service_router
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    settings: Settings | None = None, *, database: Database | None = None, clock: Clock | None = None
+) -> FastAPI:
+    settings = settings or Settings()
+    database = database or Database.from_url(
+        settings.effective_database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+    )
+    app = FastAPI(
+        title="Regulatory sandbox pilot management",
+        version="1.0",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.clock = clock or clock_for(settings.now)
+    app.state.metrics = HttpMetrics()
+
+    problems.install(app)
+    for router in (
+        institution_router,
+        program_router,
+        application_router,
+        pilot_router,
+        audit_router,
+        public_router,
+    ):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(service_router)
+
+    app.add_middleware(
+        BodyLimitMiddleware, default_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes
+    )
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics, log_requests=settings.log_requests)
+    logging.getLogger("sandbox").setLevel(logging.INFO)
+    return app

@@ -1,0 +1,34 @@
+"""All ORM tables, one module per aggregate, sharing one metadata for Alembic."""
+
+from sandbox.models.application import Application, ApplicationMessage, ApplicationState, MessageKind
+from sandbox.models.audit import GENESIS_HASH, AuditEntry, AuditHead
+from sandbox.models.base import Base
+from sandbox.models.institution import Institution, InstitutionStatus, InstitutionType
+from sandbox.models.pilot import LIVE_PILOT_STATES, Pilot, PilotState, QuotaAllocation
+from sandbox.models.program import PolicyVersion, Program
+from sandbox.models.user import BUREAU_ROLES, INSTITUTION_ROLES, ApiToken, Role, User
+
+__all__ = [
+    "BUREAU_ROLES",
+    "GENESIS_HASH",
+    "INSTITUTION_ROLES",
+    "LIVE_PILOT_STATES",
+    "ApiToken",
+    "Application",
+    "ApplicationMessage",
+    "ApplicationState",
+    "AuditEntry",
+    "AuditHead",
+    "Base",
+    "Institution",
+    "InstitutionStatus",
+    "InstitutionType",
+    "MessageKind",
+    "Pilot",
+    "PilotState",
+    "PolicyVersion",
+    "Program",
+    "QuotaAllocation",
+    "Role",
+    "User",
+]

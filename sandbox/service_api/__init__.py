@@ -1,0 +1,1 @@
+"""Service endpoints for operators: health and Prometheus metrics."""
