@@ -33,4 +33,9 @@ def clock_for(fixed: datetime | None) -> Clock:
 
 def bureau_today(clock: Clock) -> date:
     """Business dates (start, end, periods) are the bureau's local dates, in Shanghai."""
-    return clock.now().astimezone(BUREAU_TZ).date()
+    return bureau_date(clock.now())
+
+
+def bureau_date(at: datetime) -> date:
+    """The bureau's calendar date at an instant."""
+    return at.astimezone(BUREAU_TZ).date()

@@ -12,7 +12,6 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,16 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 
 from sandbox import migrate
-from sandbox.actor import SYSTEM, Actor
+from sandbox.actor import SYSTEM
 from sandbox.clock import FixedClock
 from sandbox.config import Environment, Settings
 from sandbox.db import Database, SandboxSession, make_engine, session_factory
 from sandbox.main import create_app
-from sandbox.models import Role, User
+from sandbox.models import Role
 from sandbox.user.service import actor_for, create_user, issue_token
+from tests.support import NOW, ROOT, Login
+from tests.world import build_world
 
-ROOT = Path(__file__).resolve().parent.parent
-NOW = datetime(2026, 11, 28, 2, 0, tzinfo=timezone.utc)
 PG_ADMIN_URL = os.environ.get("SANDBOX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 BACKENDS = ["sqlite", "postgresql"]
@@ -147,17 +146,6 @@ def client(app: Any) -> Iterator[TestClient]:
         yield client
 
 
-@dataclass
-class Login:
-    user: User
-    token: str
-    actor: Actor
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
 @pytest.fixture
 def login(database: Database) -> Callable[..., Login]:
     """Create a user with a role (and institution code for institution roles) and a token."""
@@ -174,3 +162,9 @@ def login(database: Database) -> Callable[..., Login]:
         return Login(user, issued.token, actor_for(user))
 
     return make
+
+
+@pytest.fixture
+def world(client: TestClient, database: Database, login: Callable[..., Login]) -> Any:
+    """Programs loaded, four banks, and a user of every role (see tests/world.py)."""
+    return build_world(client, database, login)

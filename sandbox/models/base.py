@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+import threading
+import time
 import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -42,6 +45,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(timezone.utc)
 
 
+def canonical_decimal(value: Decimal) -> Decimal:
+    """Drop trailing zeros (PostgreSQL pads NUMERIC to its scale) without going to exponent form."""
+    result = value.normalize()
+    exponent = result.as_tuple().exponent
+    return result.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else result
+
+
 class ExactDecimal(TypeDecorator[Decimal]):
     """Exact decimals: NUMERIC on PostgreSQL, canonical text on SQLite (which has no decimal type
     and would round through float)."""
@@ -68,8 +78,7 @@ class ExactDecimal(TypeDecorator[Decimal]):
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        result = Decimal(str(value)) if not isinstance(value, Decimal) else value
-        return result.normalize() if result == result.to_integral_value() else result
+        return canonical_decimal(Decimal(str(value)) if not isinstance(value, Decimal) else value)
 
 
 JSONDocument = JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -80,8 +89,31 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), Decimal: ExactDecimal(), dict[str, Any]: JSONDocument}
 
 
+_id_lock = threading.Lock()
+_id_state = {"ms": 0, "counter": 0}
+
+
 def new_id() -> uuid.UUID:
-    return uuid.uuid4()
+    """A time-ordered UUID (version 7, RFC 9562, with a 12-bit counter): ids sort in creation
+    order within a process, so rows created at one instant of a fixed clock still list in order,
+    and PostgreSQL indexes stay append-mostly."""
+    with _id_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _id_state["ms"]:
+            _id_state["counter"] += 1
+            if _id_state["counter"] > 0xFFF:
+                _id_state["ms"] += 1
+                _id_state["counter"] = 0
+            ms = _id_state["ms"]
+        else:
+            _id_state["ms"], _id_state["counter"] = ms, 0
+        counter = _id_state["counter"]
+    value = (ms & 0xFFFFFFFFFFFF) << 80
+    value |= 0x7 << 76
+    value |= counter << 64
+    value |= 0b10 << 62
+    value |= secrets.randbits(62)
+    return uuid.UUID(int=value)
 
 
 class IdMixin:

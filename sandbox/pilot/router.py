@@ -1,3 +1,94 @@
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import uuid
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
+
+from sandbox.actor import Actor
+from sandbox.api.deps import CurrentActor, DbSession, IfMatch, Now, Paging, set_etag
+from sandbox.api.routing import ExactJSONRoute
+from sandbox.models import Pilot, PilotState
+from sandbox.pilot import repository, service
+from sandbox.pilot.schemas import ExtendBody, OptionalReasonBody, PilotRead, ReasonBody
+
+router = APIRouter(prefix="/pilots", tags=["pilots"], route_class=ExactJSONRoute)
+
+
+def _reads(session: Session, pilots: Sequence[Pilot], actor: Actor) -> list[PilotRead]:
+    labels = repository.labels(session, pilots)
+    quotas = repository.allocations_for(session, [p.id for p in pilots])
+    return [
+        PilotRead(
+            **{name: getattr(p, name) for name in PilotRead.model_fields if hasattr(p, name)},
+            program=labels[p.id][0],
+            institution_code=labels[p.id][1],
+            granted_quotas=quotas[p.id],
+            allowed_commands=service.allowed_commands(p, actor),
+        )
+        for p in pilots
+    ]
+
+
+def _respond(session: Session, response: Response, pilot: Pilot, actor: Actor) -> PilotRead:
+    set_etag(response, pilot.version)
+    return _reads(session, [pilot], actor)[0]
+
+
+@router.get("")
+def list_pilots(
+    session: DbSession,
+    actor: CurrentActor,
+    page: Paging,
+    state: Annotated[PilotState | None, Query()] = None,
+    program: Annotated[str | None, Query(max_length=40)] = None,
+) -> dict[str, Any]:
+    rows, total = service.list_pilots(session, actor=actor, state=state, program=program, offset=page.offset, limit=page.limit)
+    return page.envelope([r.model_dump(mode="json") for r in _reads(session, rows, actor)], total)
+
+
+@router.get("/{pilot_id}", response_model=PilotRead)
+def get_pilot(pilot_id: uuid.UUID, session: DbSession, actor: CurrentActor, response: Response) -> PilotRead:
+    return _respond(session, response, service.get_pilot(session, pilot_id, actor=actor), actor)
+
+
+def _command(command: str, reason: str | None, pilot_id: uuid.UUID, session: Session, actor: Actor, now: Any, if_match: int | None, response: Response) -> PilotRead:
+    pilot = service.run_command(session, pilot_id, command, reason=reason, actor=actor, at=now, expected_version=if_match)
+    return _respond(session, response, pilot, actor)
+
+
+@router.post("/{pilot_id}/suspend", response_model=PilotRead)
+def suspend(pilot_id: uuid.UUID, body: ReasonBody, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response) -> PilotRead:
+    """Force-suspend (a supervisor): new business stops; existing business is still serviced."""
+    return _command("suspend", body.reason, pilot_id, session, actor, now, if_match, response)
+
+
+@router.post("/{pilot_id}/resume", response_model=PilotRead)
+def resume(pilot_id: uuid.UUID, body: ReasonBody, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response) -> PilotRead:
+    return _command("resume", body.reason, pilot_id, session, actor, now, if_match, response)
+
+
+@router.post("/{pilot_id}/complete", response_model=PilotRead)
+def complete(
+    pilot_id: uuid.UUID, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response,
+    body: OptionalReasonBody | None = None,
+) -> PilotRead:
+    return _command("complete", body.reason if body else None, pilot_id, session, actor, now, if_match, response)
+
+
+@router.post("/{pilot_id}/terminate", response_model=PilotRead)
+def terminate(pilot_id: uuid.UUID, body: ReasonBody, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response) -> PilotRead:
+    return _command("terminate", body.reason, pilot_id, session, actor, now, if_match, response)
+
+
+@router.post("/{pilot_id}/withdraw", response_model=PilotRead)
+def withdraw(pilot_id: uuid.UUID, body: ReasonBody, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response) -> PilotRead:
+    return _command("withdraw", body.reason, pilot_id, session, actor, now, if_match, response)
+
+
+@router.post("/{pilot_id}/extend", response_model=PilotRead)
+def extend(pilot_id: uuid.UUID, body: ExtendBody, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response) -> PilotRead:
+    pilot = service.extend(session, pilot_id, end_on=body.end_on, reason=body.reason, actor=actor, at=now, expected_version=if_match)
+    return _respond(session, response, pilot, actor)

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from sandbox.actor import SYSTEM
+from sandbox.cli import common
+from sandbox.errors import InvalidInput
+from sandbox.program.service import LoadStatus, load_policies
+from sandbox.rules.policy_file import PolicyFileError, PolicyProblem, parse_policies, read_policy_dir
+
+app = typer.Typer(help="Policy files: one YAML file per program.", no_args_is_help=True)
+
+PathArgument = typer.Argument(None, help="A policy file or a folder of them (default: SANDBOX_POLICIES_DIR)")
+
+
+def _read(path: Path) -> list[tuple[str, bytes]]:
+    if path.is_file():
+        return [(path.name, path.read_bytes())]
+    return read_policy_dir(path)
+
+
+def _print_problems(problems: list[PolicyProblem]) -> None:
+    # Plain lines, never wrapped: editors and CI annotate file:line: messages.
+    for problem in problems:
+        typer.echo(str(problem), err=True)
+    files = len({p.source for p in problems})
+    typer.echo(f"{len(problems)} problem(s) in {files} file(s)", err=True)
+
+
+def _print_invalid(exc: InvalidInput) -> None:
+    errors: list[dict[str, Any]] = exc.extra.get("errors", [])
+    for error in errors:
+        source, *location = error["loc"]
+        where = f"{source}:{error['line']}" if error.get("line") is not None else str(source)
+        text = f"{where}: {location[0]}: {error['msg']}" if location else f"{where}: {error['msg']}"
+        typer.echo(text, err=True)
+    typer.echo(exc.detail, err=True)
+
+
+@app.command("validate")
+def validate(path: Path | None = PathArgument) -> None:
+    """Check policy files without loading them (no database needed). Prints every problem as
+    file:line: location: message; exits 2 if there is any."""
+    target = path or common.settings().policies_dir
+    try:
+        parsed = parse_policies(_read(target), source=str(target))
+    except PolicyFileError as exc:
+        _print_problems(exc.problems)
+        raise typer.Exit(2) from None
+    for name, document in parsed:
+        info = document.program
+        common.console.print(
+            f"{name}: ok  {info.code} {info.version} from {info.effective_from.isoformat()}  "
+            f"{document.content_hash()[:12]}",
+            highlight=False,
+        )
+    common.console.print(f"{len(parsed)} policy file(s) valid", highlight=False)
+
+
+@app.command("load")
+@common.handle_errors
+def load(path: Path | None = PathArgument) -> None:
+    """Load policy files into the database, all or nothing: a bad file, or a changed file that
+    keeps its version label, leaves every loaded version as it was."""
+    cfg = common.settings()
+    target = path or cfg.policies_dir
+    try:
+        files = _read(target)
+    except PolicyFileError as exc:
+        _print_problems(exc.problems)
+        raise typer.Exit(2) from None
+    db = common.database(cfg)
+    try:
+        with db.unit_of_work() as session:
+            report = load_policies(session, list(files), actor=SYSTEM, at=common.now(cfg))
+    except InvalidInput as exc:
+        _print_invalid(exc)
+        raise typer.Exit(2) from None
+    finally:
+        db.dispose()
+    for item in report.files:
+        mark = "new      " if item.status is LoadStatus.new else "unchanged"
+        common.console.print(
+            f"{mark} {item.program} {item.version} from {item.effective_from.isoformat()}  "
+            f"{item.content_hash[:12]}  ({item.source})",
+            highlight=False,
+        )
+    common.console.print(report.summary(), highlight=False)

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import logging
+
+import typer
+import uvicorn
+
+from sandbox import migrate
+from sandbox.actor import SYSTEM
+from sandbox.cli import common
+from sandbox.errors import SandboxError
+from sandbox.main import create_app
+from sandbox.program.service import load_policy_dir
+
+log = logging.getLogger("sandbox.serve")
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
+    port: int = typer.Option(8000, help="Port to listen on"),
+) -> None:
+    """Run the web server (API, docs and pages). On the embedded SQLite default the schema is
+    migrated at start-up; on PostgreSQL run `sandbox db upgrade` first."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = common.settings()
+    db = common.database(cfg)
+    if db.is_sqlite:
+        migrate.upgrade(db.engine)
+    elif migrate.current_revision(db.engine) != migrate.head_revision():
+        common.err_console.print("[bold red]the database schema is not at head:[/] run `sandbox db upgrade` first")
+        raise typer.Exit(1)
+    try:
+        with db.unit_of_work() as session:
+            report = load_policy_dir(session, cfg.policies_dir, actor=SYSTEM, at=common.now(cfg))
+        common.console.print(f"policies: {report.summary()}")
+    except SandboxError as exc:
+        # All-or-nothing: a bad file leaves the versions in force untouched; serve on with those.
+        common.err_console.print(f"[bold yellow]policies not loaded, versions in force kept:[/] {exc.detail}")
+    app = create_app(cfg, database=db)
+    base = f"http://{host}:{port}"
+    common.console.print(f"serving on {base}  (API docs: {base}/docs, public register: {base}/api/v1/public/pilots)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
