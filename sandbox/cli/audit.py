@@ -13,9 +13,11 @@ def verify() -> None:
     """Check the hash chain; exits 1 naming the first bad entry."""
     cfg = common.settings()
     db = common.database(cfg)
-    with db.unit_of_work() as session:
-        report = verify_chain(session)
-    db.dispose()
+    try:
+        with db.unit_of_work() as session:
+            report = verify_chain(session)
+    finally:
+        db.dispose()
     if report.ok:
         common.console.print(f"audit chain intact: {report.checked} entries verified")
         return

@@ -13,8 +13,10 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision")) -> N
     """Migrate the database (any older revision, or an empty one) to the latest schema."""
     cfg = common.settings()
     db = common.database(cfg)
-    before = migrate.current_revision(db.engine)
-    migrate.upgrade(db.engine, revision)
-    after = migrate.current_revision(db.engine)
-    db.dispose()
+    try:
+        before = migrate.current_revision(db.engine)
+        migrate.upgrade(db.engine, revision)
+        after = migrate.current_revision(db.engine)
+    finally:
+        db.dispose()
     common.console.print(f"database at revision {after} (was {before or 'empty'})")

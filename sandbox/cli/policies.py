@@ -42,8 +42,9 @@ def _print_invalid(exc: InvalidInput) -> None:
 
 @app.command("validate")
 def validate(path: Path | None = PathArgument) -> None:
-    """Check policy files without loading them (no database needed). Prints every problem as
-    file:line: location: message; exits 2 if there is any."""
+    """Check policy files without loading them; no database needed.
+
+    Prints every problem as "file:line: location: message" and exits 2 if there is any."""
     target = path or common.settings().policies_dir
     try:
         parsed = parse_policies(_read(target), source=str(target))
@@ -63,8 +64,10 @@ def validate(path: Path | None = PathArgument) -> None:
 @app.command("load")
 @common.handle_errors
 def load(path: Path | None = PathArgument) -> None:
-    """Load policy files into the database, all or nothing: a bad file, or a changed file that
-    keeps its version label, leaves every loaded version as it was."""
+    """Load policy files into the database, all or nothing.
+
+    A bad file, or a changed file that keeps its version label, leaves every loaded version as
+    it was. Files already loaded are reported unchanged."""
     cfg = common.settings()
     target = path or cfg.policies_dir
     try:

@@ -23,12 +23,15 @@ def create(
     cfg = common.settings()
     db = common.database(cfg)
     at = common.now(cfg)
-    with db.unit_of_work() as session:
-        user = create_user(
-            session, email=email, role=role, institution_code=institution, display_name=name,
-            password=password, actor=SYSTEM, at=at,
-        )
-        issued = issue_token(session, user, label="cli", actor=SYSTEM, at=at)
-    db.dispose()
+    try:
+        with db.unit_of_work() as session:
+            user = create_user(
+                session, email=email, role=role, institution_code=institution, display_name=name,
+                password=password, actor=SYSTEM, at=at,
+            )
+            issued = issue_token(session, user, label="cli", actor=SYSTEM, at=at)
+    finally:
+        # Also on a refusal: an undisposed engine leaves its connection open.
+        db.dispose()
     common.console.print(f"created {user.email} ({user.role})", highlight=False)
     print(issued.token)

@@ -22,8 +22,10 @@ Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,59}$")]
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+){1,5}$", max_length=40)]
 InstitutionCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{0,31}$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
-PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
-Ratio = Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False)]
+# Bounded like the database columns (NUMERIC(38, 12)): a policy value always fits where it is stored.
+Number = Annotated[Decimal, Field(max_digits=30, decimal_places=12, allow_inf_nan=False)]
+PositiveDecimal = Annotated[Number, Field(gt=0)]
+Ratio = Annotated[Number, Field(ge=0, le=100)]
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
@@ -116,8 +118,8 @@ class Schedule(Strict):
 class Metric(Strict):
     unit: Unit
     decimals: Annotated[int, Field(ge=0, le=12)]
-    min: Decimal | None = None
-    max: Decimal | None = None
+    min: Number | None = None
+    max: Number | None = None
     required: bool = True
     description: str = ""
 
@@ -152,11 +154,30 @@ class PolicyDocument(Strict):
         return scope
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        # Defaults are left out, so writing a default explicitly and a section added later with
+        # defaults leave the hash of an unchanged file as it was.
+        data = _canonical(self.model_dump(exclude_defaults=True))
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def content_hash(self) -> str:
-        """Identifies the version by meaning: comments and layout do not change it."""
+        """Identifies the version by meaning: comments, layout, key order, the spelling of a
+        number (``0.10``, ``0.1``, ``1e-1``) and spelling out a default do not change it; any
+        value does."""
         return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
 
 
 def document_from_json(data: dict[str, Any]) -> PolicyDocument:

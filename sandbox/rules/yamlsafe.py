@@ -1,10 +1,16 @@
 """Strict YAML for policy files: safe types only, no anchors or aliases (so no "billion laughs"),
 no duplicate keys, one document, bounded size and depth, floats read as exact decimals.
 
+Plain scalars resolve by a narrow, YAML 1.2-like table: only ``true``/``false`` are booleans
+(``NO`` and ``on`` stay text: the "Norway problem"), integers are plain decimal (no octal,
+hex or sexagesimal surprises such as ``010`` = 8 or ``1:30`` = 90), and numbers are bounded,
+so a policy file cannot smuggle in a value the rest of the system would choke on.
+
 Every value keeps its line, so a schema error can name the line it came from."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -14,6 +20,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_BYTES = 256 * 1024
 MAX_DEPTH = 32
+# Far beyond any money amount or ratio, far below what makes arithmetic or printing costly.
+MAX_DIGITS = 40
+MAX_EXPONENT = 40
+
+_CORE = "tag:yaml.org,2002:"
+_ALLOWED_TAGS = frozenset(_CORE + name for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp"))
 
 
 @dataclass(frozen=True)
@@ -26,6 +38,10 @@ class YamlProblem(Exception):
 
 
 class _StrictLoader(yaml.SafeLoader):
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
     def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
         event = self.peek_event()
         line = event.start_mark.line + 1 if event.start_mark else None
@@ -35,11 +51,16 @@ class _StrictLoader(yaml.SafeLoader):
             raise YamlProblem(line, "anchors (&name) are not allowed in policy files")
         if isinstance(event, yaml.ScalarEvent | yaml.SequenceStartEvent | yaml.MappingStartEvent):
             tag = event.tag
-            if tag is not None and tag != "!" and not tag.startswith("tag:yaml.org,2002:"):
+            if tag is not None and tag != "!" and tag not in _ALLOWED_TAGS:
                 raise YamlProblem(line, f"the tag {tag} is not allowed in policy files")
-            if tag is not None and tag.startswith("tag:yaml.org,2002:python"):
-                raise YamlProblem(line, f"the tag {tag} is not allowed in policy files")
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        # The composer recurses once per level: count here, before Python's own stack runs out.
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise YamlProblem(line, f"nesting deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -52,20 +73,49 @@ class _StrictLoader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep=True)
 
+    def construct_yaml_int(self, node: ScalarNode) -> int:  # type: ignore[override]
+        text = str(self.construct_scalar(node))  # type: ignore[no-untyped-call]
+        digits = text.lstrip("+-")
+        if not digits.isascii() or not digits.isdigit():
+            raise YamlProblem(node.start_mark.line + 1, f"{text!r} is not a plain decimal integer")
+        if len(digits) > MAX_DIGITS:
+            raise YamlProblem(node.start_mark.line + 1, f"integer with {len(digits)} digits; at most {MAX_DIGITS}")
+        return int(text, 10)
+
     def construct_yaml_float(self, node: ScalarNode) -> Decimal:  # type: ignore[override]
-        text = str(self.construct_scalar(node)).replace("_", "")  # type: ignore[no-untyped-call]
+        text = str(self.construct_scalar(node))  # type: ignore[no-untyped-call]
+        line = node.start_mark.line + 1
         try:
             value = Decimal(text)
         except InvalidOperation as exc:
-            raise YamlProblem(node.start_mark.line + 1, f"{text!r} is not a finite number") from exc
+            raise YamlProblem(line, f"{text!r} is not a finite number") from exc
         if not value.is_finite():
-            raise YamlProblem(node.start_mark.line + 1, f"{text!r} is not a finite number")
+            raise YamlProblem(line, f"{text!r} is not a finite number")
+        if len(value.as_tuple().digits) > MAX_DIGITS or (value and abs(value.adjusted()) > MAX_EXPONENT):
+            raise YamlProblem(line, f"{text!r} is out of range (at most {MAX_DIGITS} digits, exponent within ±{MAX_EXPONENT})")
         return value
 
 
-_StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
+# A fresh resolver table (the class attribute is shared with SafeLoader, so build our own).
+_StrictLoader.yaml_implicit_resolvers = {}
+_StrictLoader.add_implicit_resolver(_CORE + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_StrictLoader.add_implicit_resolver(_CORE + "null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+_StrictLoader.add_implicit_resolver(_CORE + "int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
+_StrictLoader.add_implicit_resolver(
+    _CORE + "float",
+    # NaN and infinities resolve as numbers only so that they are refused by name, not kept as text.
+    re.compile(
+        r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?[0-9]+[eE][-+]?[0-9]+"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+_StrictLoader.add_implicit_resolver(_CORE + "timestamp", re.compile(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$"), list("0123456789"))
+_StrictLoader.add_constructor(_CORE + "int", _StrictLoader.construct_yaml_int)
+_StrictLoader.add_constructor(_CORE + "float", _StrictLoader.construct_yaml_float)
 # Timestamps stay text; the schema parses dates itself, so "2026-01-01" and '2026-01-01' agree.
-_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+_StrictLoader.add_constructor(_CORE + "timestamp", yaml.SafeLoader.construct_yaml_str)
 
 
 @dataclass(frozen=True)
@@ -91,18 +141,6 @@ class YamlDocument:
         return line
 
 
-def _check_depth(node: Node, depth: int = 0) -> None:
-    if depth > MAX_DEPTH:
-        raise YamlProblem(node.start_mark.line + 1, f"nesting deeper than {MAX_DEPTH} levels")
-    if isinstance(node, MappingNode):
-        for key, value in node.value:
-            _check_depth(key, depth + 1)
-            _check_depth(value, depth + 1)
-    elif isinstance(node, SequenceNode):
-        for item in node.value:
-            _check_depth(item, depth + 1)
-
-
 def load_strict(text: str | bytes) -> YamlDocument:
     raw = text.encode("utf-8") if isinstance(text, str) else text
     if len(raw) > MAX_BYTES:
@@ -116,7 +154,6 @@ def load_strict(text: str | bytes) -> YamlDocument:
         root = loader.get_single_node()
         if root is None:
             return YamlDocument(None, None)
-        _check_depth(root)
         data = loader.construct_document(root)
     except YamlProblem:
         raise

@@ -34,7 +34,7 @@ def test_application_goes_from_draft_to_live_pilot_with_audit_trail(world: World
 
     submitted = world.command(app["id"], "submit", world.bank_a).json()
     assert submitted["state"] == "submitted"
-    assert submitted["eligibility"]["policy_version"] == "2026.1"
+    assert submitted["eligibility"]["policy_version"] == "2025.1"
     assert all(c["met"] for c in submitted["eligibility"]["criteria"])
 
     assert world.command(app["id"], "start-review", world.reviewer).json()["state"] == "under_review"
