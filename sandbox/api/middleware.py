@@ -8,14 +8,17 @@ import logging
 import re
 import time
 import uuid
+
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sandbox.api.problems import problem_response
+from sandbox.api.problems import internal_error_response, log, problem_response
 from sandbox.context import request_id_var
 
 access_log = logging.getLogger("sandbox.access")
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
 class HttpMetrics:
@@ -37,16 +40,31 @@ class RequestContextMiddleware:
         self.app = app
         self.metrics = metrics
         self.log_requests = log_requests
+        self._templates: dict[int, str] = {}
+
+    def _route_template(self, scope: Scope) -> str:
+        """The matched route's full path template ("/api/v1/pilots/{pilot_id}"), never the raw path,
+        so metric labels stay few."""
+        route = scope.get("route")
+        if route is None:
+            return "unmatched"
+        # Since FastAPI 0.137 scope["route"] of an included router's route carries its path without
+        # the include prefix; the app's route contexts know the full one.
+        if id(route) not in self._templates and "router" in scope:
+            for context in iter_route_contexts(scope["router"].routes):
+                if context.path_format:
+                    self._templates.setdefault(id(context.original_route), context.path_format)
+        return self._templates.get(id(route)) or getattr(route, "path_format", None) or "unmatched"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status_holder: dict[str, int] = {"status": 500}
+        status_holder: dict[str, int] = {}
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -58,12 +76,18 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Starlette's own 500 handler runs outside this middleware, where the request id is
+            # gone; answer here so the 500 carries it in its body and X-Request-ID header.
+            if "status" in status_holder:
+                raise
+            log.error("unhandled error on %s (request %s)", scope.get("path"), request_id, exc_info=exc)
+            await internal_error_response(scope.get("path", ""))(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = self._route_template(scope)
             method = scope.get("method", "")
-            status = status_holder["status"]
+            status = status_holder.get("status", 500)
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(elapsed)
             if self.log_requests:
@@ -114,7 +138,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLarge()
+                    raise _BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -137,8 +161,11 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    # An HTTPException, because FastAPI turns any other error raised while it reads the body
+    # into a 400 "error parsing the body"; the problem handler renders this one as a 413.
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body exceeds the limit of {limit} bytes")
 
 
 def render_metrics(metrics: HttpMetrics) -> bytes:

@@ -106,8 +106,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Only reached for errors raised outside RequestContextMiddleware, which handles the rest.
         log.exception("unhandled error on %s", request.url.path)
-        return problem_response(
-            500, "internal-error", "Internal error",
-            "an unexpected error occurred; quote the request id when reporting it", instance=request.url.path,
-        )
+        return internal_error_response(request.url.path)
+
+
+def internal_error_response(instance: str) -> JSONResponse:
+    """The answer to an unexpected exception: no cause or traceback, only the request id to quote."""
+    return problem_response(
+        500, "internal-error", "Internal error",
+        "an unexpected error occurred; quote the request id when reporting it", instance=instance,
+    )

@@ -5,13 +5,13 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from sandbox.actor import Actor
 from sandbox.context import request_id_var
@@ -19,6 +19,7 @@ from sandbox.db import SandboxSession
 from sandbox.models import AuditEntry, AuditHead
 
 _PENDING_KEY = "sandbox.audit.pending"
+_SAVEPOINTS_KEY = "sandbox.audit.savepoints"
 
 
 def jsonable(value: Any) -> Any:
@@ -74,10 +75,13 @@ def record(
     after: Mapping[str, Any] | None = None,
 ) -> None:
     """Queue an audit entry; it is written when (and only if) the unit of work commits."""
+    if at.tzinfo is None:
+        raise ValueError("audit entries need a timezone-aware time")
     pending: list[_Pending] = session.info.setdefault(_PENDING_KEY, [])
     pending.append(
         _Pending(
-            at=at,
+            # The hash covers at.isoformat(); the column gives it back in UTC, so hash it in UTC.
+            at=at.astimezone(timezone.utc),
             actor=actor,
             action=action,
             object_type=object_type,
@@ -142,9 +146,32 @@ def _write_pending(session: Session) -> None:
 
 @event.listens_for(SandboxSession, "before_commit")
 def _before_commit(session: Session) -> None:
+    # Releasing a savepoint fires before_commit too; the entries wait for the real commit, so the
+    # head lock is still taken last.
+    if session.in_nested_transaction():
+        return
     _write_pending(session)
 
 
+@event.listens_for(SandboxSession, "after_transaction_create")
+def _after_begin(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        marks: dict[SessionTransaction, int] = session.info.setdefault(_SAVEPOINTS_KEY, {})
+        marks[transaction] = len(session.info.get(_PENDING_KEY, []))
+
+
 @event.listens_for(SandboxSession, "after_soft_rollback")
-def _after_rollback(session: Session, _previous: Any) -> None:
+def _after_rollback(session: Session, previous: SessionTransaction) -> None:
+    if previous.nested:
+        # Only the entries queued inside the savepoint go; those queued before it still commit.
+        mark = session.info.get(_SAVEPOINTS_KEY, {}).pop(previous, 0)
+        del session.info.get(_PENDING_KEY, [])[mark:]
+        return
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_SAVEPOINTS_KEY, None)
+
+
+@event.listens_for(SandboxSession, "after_transaction_end")
+def _after_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_SAVEPOINTS_KEY, None)

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from sandbox.models import AuditEntry, AuditHead
 
 
-def entries_query(*, object_type: str | None = None, object_id: str | None = None) -> Select[tuple[AuditEntry]]:
+def entries_query(*, object_type: str | None = None, object_id: str | None = None) -> Select[AuditEntry]:
     query = select(AuditEntry)
     if object_type is not None:
         query = query.where(AuditEntry.object_type == object_type)
@@ -36,8 +36,10 @@ def iter_chain(session: Session, batch: int = 1000) -> Iterator[AuditEntry]:
             return
         yield from rows
         last = rows[-1].seq
-        session.expunge_all()
+        # Keep memory flat on long chains without detaching the caller's own objects.
+        for row in rows:
+            session.expunge(row)
 
 
-def get_head(session: Session) -> AuditHead:
-    return session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
+def find_head(session: Session) -> AuditHead | None:
+    return session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()

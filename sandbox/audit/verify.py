@@ -19,7 +19,9 @@ class ChainReport:
 
 def verify_chain(session: Session) -> ChainReport:
     """Walk the chain in sequence order and name the first entry that does not hold."""
-    head = repository.get_head(session)
+    head = repository.find_head(session)
+    if head is None:
+        return ChainReport(False, 0, None, "the chain's head row is missing: the log's end cannot be checked")
     head_seq, head_hash = head.last_seq, head.last_hash
     expected_seq, prev = 1, GENESIS_HASH
     checked = 0
@@ -37,11 +39,18 @@ def verify_chain(session: Session) -> ChainReport:
         prev = entry.hash
         expected_seq += 1
         checked += 1
-    if checked != head_seq or prev != head_hash:
+    if checked < head_seq:
         return ChainReport(
-            False,
-            checked,
-            checked + 1 if checked < head_seq else head_seq,
+            False, checked, checked + 1,
             f"the chain ends at entry {checked} but its head records entry {head_seq}: entries were removed from the end",
+        )
+    if checked > head_seq:
+        return ChainReport(
+            False, checked, head_seq + 1,
+            f"entries {head_seq + 1}..{checked} lie past the chain's head (entry {head_seq}): they were added outside the log",
+        )
+    if prev != head_hash:
+        return ChainReport(
+            False, checked, head_seq, f"entry {head_seq} is not the entry the chain's head records: it was replaced"
         )
     return ChainReport(True, checked)

@@ -22,6 +22,7 @@ def serve(
     """Run the web server (API, docs and pages). On the embedded SQLite default the schema is
     migrated at start-up; on PostgreSQL run `sandbox db upgrade` first."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     cfg = common.settings()
     db = common.database(cfg)
     if db.is_sqlite:
@@ -39,4 +40,7 @@ def serve(
     app = create_app(cfg, database=db)
     base = f"http://{host}:{port}"
     common.console.print(f"serving on {base}  (API docs: {base}/docs, public register: {base}/api/v1/public/pilots)")
+    tokens = cfg.var_dir / "demo-tokens.txt"
+    if tokens.exists():
+        common.console.print(f"sign in to the API with a demo user's bearer token from {tokens}")
     uvicorn.run(app, host=host, port=port, log_level="warning")
