@@ -23,3 +23,4 @@ $(VENV)/.installed: pyproject.toml
 
 lint: install
 	$(BIN)/ruff check sandbox tests
+	$(BIN)/mypy

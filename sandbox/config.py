@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Self
@@ -53,17 +53,15 @@ class Settings(BaseSettings):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Self:
         if self.environment is Environment.production and (
             self.secret_key in PLACEHOLDER_SECRETS or len(self.secret_key) < 32
         ):
-            raise ValueError(
-                "SANDBOX_SECRET_KEY must be set to a random value of at least 32 characters in production"
-            )
+            raise ValueError("SANDBOX_SECRET_KEY must be set to a random value of at least 32 characters in production")
         return self
 
     @property

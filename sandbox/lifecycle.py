@@ -13,15 +13,15 @@ S = TypeVar("S", bound=StrEnum)
 
 
 class TransitionTable(Generic[S]):
-    def __init__(self, kind: str, table: Mapping[S, Mapping[str, S]]) -> None:
+    def __init__(self, kind: str, table: Mapping[str, Mapping[str, S]]) -> None:
         self.kind = kind
         self._table = table
 
     def allowed(self, state: S | str) -> list[str]:
-        return sorted(self._table.get(state, {}))  # type: ignore[call-overload]
+        return sorted(self._table.get(state, {}))
 
     def target(self, state: S | str, command: str) -> S:
-        commands = self._table.get(state, {})  # type: ignore[call-overload]
+        commands = self._table.get(state, {})
         if command not in commands:
             raise IllegalTransition(self.kind, str(state), command, self.allowed(state))
         result: S = commands[command]

@@ -46,7 +46,7 @@ def _require_postgres() -> None:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server"
+    except Exception as exc:
         message = f"PostgreSQL not reachable at {make_url(PG_ADMIN_URL).render_as_string()}: {exc.__class__.__name__}"
         if IN_CI:
             pytest.fail(f"{message}; PostgreSQL tests are required when CI=true", pytrace=False)
@@ -155,9 +155,7 @@ def login(database: Database) -> Callable[..., Login]:
         role = Role(role)
         address = email or f"{role.value}{next(counter)}@{(institution or 'bureau').lower()}.example"
         with database.unit_of_work() as session:
-            user = create_user(
-                session, email=address, role=role, institution_code=institution, actor=SYSTEM, at=NOW
-            )
+            user = create_user(session, email=address, role=role, institution_code=institution, actor=SYSTEM, at=NOW)
             issued = issue_token(session, user, label="test", actor=SYSTEM, at=NOW)
         return Login(user, issued.token, actor_for(user))
 

@@ -19,15 +19,35 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Demo-like institutions (DEMO.md): BANK-C had a major penalty within 3 years.
 INSTITUTIONS: dict[str, dict[str, Any]] = {
-    "BANK-A": dict(name="Bank A Shanghai Branch", type="domestic_bank", rating=2,
-                   capital_adequacy_ratio=Decimal("0.162"), npl_ratio=Decimal("0.013")),
-    "BANK-B": dict(name="Bank B Shanghai Branch", type="joint_stock_bank", rating=2,
-                   capital_adequacy_ratio=Decimal("0.131"), npl_ratio=Decimal("0.0145")),
-    "BANK-C": dict(name="Bank C", type="city_commercial_bank", rating=3,
-                   capital_adequacy_ratio=Decimal("0.124"), npl_ratio=Decimal("0.011"),
-                   last_major_penalty_on=date(2025, 3, 14)),
-    "BANK-D": dict(name="Bank D", type="city_commercial_bank", rating=2,
-                   capital_adequacy_ratio=Decimal("0.130"), npl_ratio=Decimal("0.0095")),
+    "BANK-A": dict(
+        name="Bank A Shanghai Branch",
+        type="domestic_bank",
+        rating=2,
+        capital_adequacy_ratio=Decimal("0.162"),
+        npl_ratio=Decimal("0.013"),
+    ),
+    "BANK-B": dict(
+        name="Bank B Shanghai Branch",
+        type="joint_stock_bank",
+        rating=2,
+        capital_adequacy_ratio=Decimal("0.131"),
+        npl_ratio=Decimal("0.0145"),
+    ),
+    "BANK-C": dict(
+        name="Bank C",
+        type="city_commercial_bank",
+        rating=3,
+        capital_adequacy_ratio=Decimal("0.124"),
+        npl_ratio=Decimal("0.011"),
+        last_major_penalty_on=date(2025, 3, 14),
+    ),
+    "BANK-D": dict(
+        name="Bank D",
+        type="city_commercial_bank",
+        rating=2,
+        capital_adequacy_ratio=Decimal("0.130"),
+        npl_ratio=Decimal("0.0095"),
+    ),
 }
 
 
@@ -78,4 +98,3 @@ def tech_ma_application(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +52,16 @@ def test_production_accepts_a_long_random_secret_and_development_the_default(mon
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
-        ("2026-11-28T10:00:00", datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)),
-        (datetime(2026, 11, 28, 10, 0), datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)),
-        ("2026-11-28T10:00:00+08:00", datetime(2026, 11, 28, 2, 0, tzinfo=timezone.utc)),
-        ("2026-11-28T02:00:00Z", datetime(2026, 11, 28, 2, 0, tzinfo=timezone.utc)),
+        ("2026-11-28T10:00:00", datetime(2026, 11, 28, 10, 0, tzinfo=UTC)),
+        (datetime(2026, 11, 28, 10, 0), datetime(2026, 11, 28, 10, 0, tzinfo=UTC)),
+        ("2026-11-28T10:00:00+08:00", datetime(2026, 11, 28, 2, 0, tzinfo=UTC)),
+        ("2026-11-28T02:00:00Z", datetime(2026, 11, 28, 2, 0, tzinfo=UTC)),
     ],
 )
 def test_now_is_always_utc(given: Any, expected: datetime) -> None:
     now = Settings(now=given).now
     assert now == expected
-    assert now is not None and now.tzinfo is timezone.utc
+    assert now is not None and now.tzinfo is UTC
 
 
 def test_settings_come_from_the_environment_with_the_sandbox_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,7 +73,7 @@ def test_settings_come_from_the_environment_with_the_sandbox_prefix(monkeypatch:
     monkeypatch.setenv("SANDBOX_ENVIRONMENT", "production")
     settings = Settings()
     assert settings.effective_database_url == "sqlite:////srv/sandbox/sandbox.db"
-    assert settings.now == datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+    assert settings.now == datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
     assert settings.smtp_url == "smtp://mail.bureau.example:25"
     assert settings.policies_dir == Path("/srv/sandbox/policies")
     assert settings.environment is Environment.production

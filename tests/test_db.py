@@ -49,8 +49,14 @@ def test_sqlite_writers_in_threads_wait_for_each_other_instead_of_failing(tmp_pa
                     # second writer to upgrade its read lock gets "database is locked" at once.
                     session.scalar(select(func.count()).select_from(AuditEntry))
                     time.sleep(0.005)
-                    record(session, at=NOW, actor=SYSTEM, action="widget.touch", object_type="widget",
-                           object_id=f"w-{worker}-{unit}")
+                    record(
+                        session,
+                        at=NOW,
+                        actor=SYSTEM,
+                        action="widget.touch",
+                        object_type="widget",
+                        object_id=f"w-{worker}-{unit}",
+                    )
 
         with ThreadPoolExecutor(writers) as pool:
             list(pool.map(write, range(writers)))
@@ -66,8 +72,18 @@ def test_sqlite_writers_in_threads_wait_for_each_other_instead_of_failing(tmp_pa
 def test_unit_of_work_commits_on_success_and_rolls_back_on_error(database: Database) -> None:
     def add(code: str) -> None:
         with database.unit_of_work() as session:
-            session.add(Institution(code=code, name=code, type="domestic_bank", uscc=f"{code:0>18}",
-                                    region="Shanghai", rating=2, created_at=NOW, updated_at=NOW))
+            session.add(
+                Institution(
+                    code=code,
+                    name=code,
+                    type="domestic_bank",
+                    uscc=f"{code:0>18}",
+                    region="Shanghai",
+                    rating=2,
+                    created_at=NOW,
+                    updated_at=NOW,
+                )
+            )
             if code == "BANK-X":
                 raise RuntimeError("refused after the insert")
 

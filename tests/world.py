@@ -7,8 +7,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from sandbox.db import Database
-from tests.support import NOW, Login
 from tests.factories import add_institution, load_policies, tech_ma_application
+from tests.support import NOW, Login
 
 
 @dataclass
@@ -26,14 +26,20 @@ class World:
     admin: Login
 
     def create(self, login: Login | None = None, **overrides: Any) -> dict[str, Any]:
-        response = self.client.post("/api/v1/applications", json=tech_ma_application(**overrides), headers=(login or self.bank_a).headers)
+        response = self.client.post(
+            "/api/v1/applications", json=tech_ma_application(**overrides), headers=(login or self.bank_a).headers
+        )
         assert response.status_code == 201, response.text
         return dict(response.json())
 
     def command(self, app_id: str, command: str, login: Login, body: dict[str, Any] | None = None, **kw: Any) -> Any:
-        return self.client.post(f"/api/v1/applications/{app_id}/{command}", json=body, headers={**login.headers, **kw.get("headers", {})})
+        return self.client.post(
+            f"/api/v1/applications/{app_id}/{command}", json=body, headers={**login.headers, **kw.get("headers", {})}
+        )
 
-    def to_recommended(self, login: Login | None = None, recommender: Login | None = None, **overrides: Any) -> dict[str, Any]:
+    def to_recommended(
+        self, login: Login | None = None, recommender: Login | None = None, **overrides: Any
+    ) -> dict[str, Any]:
         app = self.create(login, **overrides)
         for command, who, body in (
             ("submit", login or self.bank_a, None),
@@ -44,7 +50,9 @@ class World:
             assert response.status_code == 200, response.text
         return dict(response.json())
 
-    def to_pilot(self, login: Login | None = None, approve_body: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    def to_pilot(
+        self, login: Login | None = None, approve_body: dict[str, Any] | None = None, **overrides: Any
+    ) -> dict[str, Any]:
         app = self.to_recommended(login, **overrides)
         response = self.command(app["id"], "approve", self.approver, approve_body)
         assert response.status_code == 200, response.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -43,8 +44,14 @@ def problem_body(
 
 
 def problem_response(
-    status: int, slug: str, title: str, detail: str, *, instance: str | None = None,
-    headers: dict[str, str] | None = None, **extra: Any,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     return JSONResponse(
         problem_body(status, slug, title, detail, instance=instance, **extra),
@@ -54,8 +61,13 @@ def problem_response(
     )
 
 
-def _loc(loc: tuple[Any, ...] | list[Any]) -> list[Any]:
-    return [part for part in loc]
+def _field_error(err: Mapping[str, Any]) -> dict[str, Any]:
+    """One field error: where, what, and for a body that is not JSON, the parser's reason."""
+    message = str(err.get("msg", ""))
+    reason = (err.get("ctx") or {}).get("error")
+    if err.get("type") == "json_invalid" and reason:
+        message = f"{message}: {reason}"
+    return {"loc": list(err.get("loc", ())), "msg": message, "type": err.get("type", "")}
 
 
 def install(app: FastAPI) -> None:
@@ -68,28 +80,35 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": _loc(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
-            for err in exc.errors()
-        ]
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors[:5])
+        errors = [_field_error(err) for err in exc.errors()]
+        if errors and all(e["type"] == "json_invalid" for e in errors):
+            detail = "the body is not valid JSON: " + "; ".join(e["msg"] for e in errors)
+        else:
+            detail = f"{len(errors)} invalid field(s): " + ", ".join(
+                ".".join(str(p) for p in e["loc"]) for e in errors[:5]
+            )
         return problem_response(
-            422, "validation-error", "Invalid request",
-            f"{len(errors)} invalid field(s): {fields}", instance=request.url.path, errors=errors,
+            422, "validation-error", "Invalid request", detail, instance=request.url.path, errors=errors
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
         return problem_response(
-            exc.status_code, slug, title, str(exc.detail), instance=request.url.path,
+            exc.status_code,
+            slug,
+            title,
+            str(exc.detail),
+            instance=request.url.path,
             headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(StaleDataError)
     async def _stale(request: Request, exc: StaleDataError) -> JSONResponse:
         return problem_response(
-            409, "concurrent-update", "Modified concurrently",
+            409,
+            "concurrent-update",
+            "Modified concurrently",
             "the resource was changed by another request at the same time; fetch it again and retry",
             instance=request.url.path,
         )
@@ -99,7 +118,9 @@ def install(app: FastAPI) -> None:
         # A constraint caught what a service check missed (usually a race): never a 500, never silent.
         log.warning("integrity error on %s: %s", request.url.path, exc.orig)
         return problem_response(
-            409, "constraint-violation", "Conflicts with existing data",
+            409,
+            "constraint-violation",
+            "Conflicts with existing data",
             "the change conflicts with data written at the same time; fetch the resource again and retry",
             instance=request.url.path,
         )
@@ -114,6 +135,9 @@ def install(app: FastAPI) -> None:
 def internal_error_response(instance: str) -> JSONResponse:
     """The answer to an unexpected exception: no cause or traceback, only the request id to quote."""
     return problem_response(
-        500, "internal-error", "Internal error",
-        "an unexpected error occurred; quote the request id when reporting it", instance=instance,
+        500,
+        "internal-error",
+        "Internal error",
+        "an unexpected error occurred; quote the request id when reporting it",
+        instance=instance,
     )

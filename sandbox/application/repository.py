@@ -35,7 +35,9 @@ def list_page(
     if program_id is not None:
         query = query.where(Application.program_id == program_id)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Application.created_at.desc(), Application.id).offset(offset).limit(limit)).all()
+    rows = session.scalars(
+        query.order_by(Application.created_at.desc(), Application.id).offset(offset).limit(limit)
+    ).all()
     return rows, total
 
 

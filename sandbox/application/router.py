@@ -30,9 +30,15 @@ def _read(session: Session, application: Application, actor: Actor) -> Applicati
     return _to_read(application, program, institution, pilot_id, actor)
 
 
-def _to_read(application: Application, program: str, institution: str, pilot_id: uuid.UUID | None, actor: Actor) -> ApplicationRead:
+def _to_read(
+    application: Application, program: str, institution: str, pilot_id: uuid.UUID | None, actor: Actor
+) -> ApplicationRead:
     return ApplicationRead(
-        **{name: getattr(application, name) for name in ApplicationRead.model_fields if hasattr(application, name) and name != "program"},
+        **{
+            name: getattr(application, name)
+            for name in ApplicationRead.model_fields
+            if hasattr(application, name) and name != "program"
+        },
         program=program,
         institution_code=institution,
         pilot_id=pilot_id,
@@ -46,7 +52,9 @@ def _respond(session: Session, response: Response, application: Application, act
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ApplicationRead)
-def create_application(body: ApplicationCreate, session: DbSession, actor: CurrentActor, now: Now, response: Response) -> ApplicationRead:
+def create_application(
+    body: ApplicationCreate, session: DbSession, actor: CurrentActor, now: Now, response: Response
+) -> ApplicationRead:
     application = service.create_application(session, body, actor=actor, at=now)
     response.headers["Location"] = f"/api/v1/applications/{application.id}"
     return _respond(session, response, application, actor)
@@ -60,50 +68,82 @@ def list_applications(
     state: Annotated[ApplicationState | None, Query()] = None,
     program: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
-    rows, total = service.list_applications(session, actor=actor, state=state, program=program, offset=page.offset, limit=page.limit)
+    rows, total = service.list_applications(
+        session, actor=actor, state=state, program=program, offset=page.offset, limit=page.limit
+    )
     labels = repository.labels(session, rows)
     items = [_to_read(row, *labels[row.id], actor).model_dump(mode="json") for row in rows]
     return page.envelope(items, total)
 
 
 @router.get("/{application_id}", response_model=ApplicationRead)
-def get_application(application_id: uuid.UUID, session: DbSession, actor: CurrentActor, response: Response) -> ApplicationRead:
+def get_application(
+    application_id: uuid.UUID, session: DbSession, actor: CurrentActor, response: Response
+) -> ApplicationRead:
     return _respond(session, response, service.get_application(session, application_id, actor=actor), actor)
 
 
 @router.patch("/{application_id}", response_model=ApplicationRead)
 def update_application(
-    application_id: uuid.UUID, body: ApplicationUpdate, session: DbSession, actor: CurrentActor, now: Now,
-    if_match: IfMatch, response: Response,
+    application_id: uuid.UUID,
+    body: ApplicationUpdate,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
+    if_match: IfMatch,
+    response: Response,
 ) -> ApplicationRead:
-    application = service.update_application(session, application_id, body, actor=actor, at=now, expected_version=if_match)
+    application = service.update_application(
+        session, application_id, body, actor=actor, at=now, expected_version=if_match
+    )
     return _respond(session, response, application, actor)
 
 
 @router.post("/{application_id}/submit", response_model=ApplicationRead)
-def submit(application_id: uuid.UUID, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response) -> ApplicationRead:
-    return _respond(session, response, service.submit(session, application_id, actor=actor, at=now, expected_version=if_match), actor)
+def submit(
+    application_id: uuid.UUID, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response
+) -> ApplicationRead:
+    return _respond(
+        session,
+        response,
+        service.submit(session, application_id, actor=actor, at=now, expected_version=if_match),
+        actor,
+    )
 
 
 @router.post("/{application_id}/start-review", response_model=ApplicationRead)
-def start_review(application_id: uuid.UUID, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response) -> ApplicationRead:
+def start_review(
+    application_id: uuid.UUID, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response
+) -> ApplicationRead:
     application = service.start_review(session, application_id, actor=actor, at=now, expected_version=if_match)
     return _respond(session, response, application, actor)
 
 
 @router.post("/{application_id}/request-info", response_model=ApplicationRead)
 def request_info(
-    application_id: uuid.UUID, body: MessageCreate, session: DbSession, actor: CurrentActor, now: Now,
-    if_match: IfMatch, response: Response,
+    application_id: uuid.UUID,
+    body: MessageCreate,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
+    if_match: IfMatch,
+    response: Response,
 ) -> ApplicationRead:
-    application = service.request_info(session, application_id, body.message, actor=actor, at=now, expected_version=if_match)
+    application = service.request_info(
+        session, application_id, body.message, actor=actor, at=now, expected_version=if_match
+    )
     return _respond(session, response, application, actor)
 
 
 @router.post("/{application_id}/respond", response_model=ApplicationRead)
 def respond(
-    application_id: uuid.UUID, body: MessageCreate, session: DbSession, actor: CurrentActor, now: Now,
-    if_match: IfMatch, response: Response,
+    application_id: uuid.UUID,
+    body: MessageCreate,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
+    if_match: IfMatch,
+    response: Response,
 ) -> ApplicationRead:
     application = service.respond(session, application_id, body.message, actor=actor, at=now, expected_version=if_match)
     return _respond(session, response, application, actor)
@@ -111,8 +151,13 @@ def respond(
 
 @router.post("/{application_id}/recommend", response_model=ApplicationRead)
 def recommend(
-    application_id: uuid.UUID, body: RecommendBody, session: DbSession, actor: CurrentActor, now: Now,
-    if_match: IfMatch, response: Response,
+    application_id: uuid.UUID,
+    body: RecommendBody,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
+    if_match: IfMatch,
+    response: Response,
 ) -> ApplicationRead:
     application = service.recommend(
         session, application_id, body.recommendation, body.reason, actor=actor, at=now, expected_version=if_match
@@ -122,18 +167,30 @@ def recommend(
 
 @router.post("/{application_id}/approve", response_model=ApplicationRead)
 def approve(
-    application_id: uuid.UUID, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch,
-    response: Response, body: ApproveBody | None = None,
+    application_id: uuid.UUID,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
+    if_match: IfMatch,
+    response: Response,
+    body: ApproveBody | None = None,
 ) -> ApplicationRead:
-    application, pilot = service.approve(session, application_id, body or ApproveBody(), actor=actor, at=now, expected_version=if_match)
+    application, pilot = service.approve(
+        session, application_id, body or ApproveBody(), actor=actor, at=now, expected_version=if_match
+    )
     response.headers["Location"] = f"/api/v1/pilots/{pilot.id}"
     return _respond(session, response, application, actor)
 
 
 @router.post("/{application_id}/reject", response_model=ApplicationRead)
 def reject(
-    application_id: uuid.UUID, body: ReasonBody, session: DbSession, actor: CurrentActor, now: Now,
-    if_match: IfMatch, response: Response,
+    application_id: uuid.UUID,
+    body: ReasonBody,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
+    if_match: IfMatch,
+    response: Response,
 ) -> ApplicationRead:
     application = service.reject(session, application_id, body.reason, actor=actor, at=now, expected_version=if_match)
     return _respond(session, response, application, actor)
@@ -141,8 +198,13 @@ def reject(
 
 @router.post("/{application_id}/withdraw", response_model=ApplicationRead)
 def withdraw(
-    application_id: uuid.UUID, body: ReasonBody, session: DbSession, actor: CurrentActor, now: Now,
-    if_match: IfMatch, response: Response,
+    application_id: uuid.UUID,
+    body: ReasonBody,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
+    if_match: IfMatch,
+    response: Response,
 ) -> ApplicationRead:
     application = service.withdraw(session, application_id, body.reason, actor=actor, at=now, expected_version=if_match)
     return _respond(session, response, application, actor)
@@ -155,5 +217,7 @@ def list_messages(application_id: uuid.UUID, session: DbSession, actor: CurrentA
 
 
 @router.post("/{application_id}/messages", status_code=status.HTTP_201_CREATED, response_model=MessageRead)
-def post_message(application_id: uuid.UUID, body: MessageCreate, session: DbSession, actor: CurrentActor, now: Now) -> MessageRead:
+def post_message(
+    application_id: uuid.UUID, body: MessageCreate, session: DbSession, actor: CurrentActor, now: Now
+) -> MessageRead:
     return MessageRead.model_validate(service.post_message(session, application_id, body.message, actor=actor, at=now))

@@ -16,7 +16,16 @@ from sandbox.clock import bureau_date
 from sandbox.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sandbox.institution.service import institution_facts
 from sandbox.lifecycle import TransitionTable, check_version
-from sandbox.models import Application, ApplicationMessage, ApplicationState, Institution, MessageKind, Pilot, Program, Role
+from sandbox.models import (
+    Application,
+    ApplicationMessage,
+    ApplicationState,
+    Institution,
+    MessageKind,
+    Pilot,
+    Program,
+    Role,
+)
 from sandbox.pilot import repository as pilot_repository
 from sandbox.pilot.service import create_pilot
 from sandbox.program.service import get_program, policy_document, policy_in_force
@@ -46,8 +55,17 @@ COMMAND_ROLES: Mapping[str, tuple[Role, ...]] = {
     "approve": (Role.approver,),
     "reject": (Role.approver,),
 }
-EDITABLE = ("title", "description", "requested_scope", "requested_quotas", "start_on", "end_on",
-            "risk_controls", "consumer_protection", "exit_plan")
+EDITABLE = (
+    "title",
+    "description",
+    "requested_scope",
+    "requested_quotas",
+    "start_on",
+    "end_on",
+    "risk_controls",
+    "consumer_protection",
+    "exit_plan",
+)
 
 
 class Ineligible(Conflict):
@@ -97,7 +115,8 @@ def _policy_now(session: Session, program: Program, at: datetime) -> PolicyDocum
 def _refuse(problems: list[Problem]) -> None:
     if problems:
         raise InvalidInput(
-            f"{len(problems)} problem(s) with the application: " + "; ".join(f"{'.'.join(p.loc)}: {p.msg}" for p in problems[:5]),
+            f"{len(problems)} problem(s) with the application: "
+            + "; ".join(f"{'.'.join(p.loc)}: {p.msg}" for p in problems[:5]),
             [p.as_error() for p in problems],
         )
 
@@ -133,16 +152,28 @@ def _command(
 
 
 def _move(
-    session: Session, application: Application, target: ApplicationState, command: str, *, actor: Actor,
-    at: datetime, details: Mapping[str, Any] | None = None,
+    session: Session,
+    application: Application,
+    target: ApplicationState,
+    command: str,
+    *,
+    actor: Actor,
+    at: datetime,
+    details: Mapping[str, Any] | None = None,
 ) -> Application:
     before = application.state
     application.state = target
     application.updated_at = at
     session.flush()
     record(
-        session, at=at, actor=actor, action=f"application.{command}", object_type="application",
-        object_id=application.id, before={"state": before}, after={"state": target, **dict(details or {})},
+        session,
+        at=at,
+        actor=actor,
+        action=f"application.{command}",
+        object_type="application",
+        object_id=application.id,
+        before={"state": before},
+        after={"state": target, **dict(details or {})},
     )
     return application
 
@@ -155,7 +186,8 @@ def create_application(session: Session, data: ApplicationCreate, *, actor: Acto
         program = get_program(session, data.program)
     except NotFound:
         raise InvalidInput(
-            f"unknown program {data.program!r}", [{"loc": ["body", "program"], "msg": "unknown program", "type": "unknown"}]
+            f"unknown program {data.program!r}",
+            [{"loc": ["body", "program"], "msg": "unknown program", "type": "unknown"}],
         ) from None
     application = Application(
         institution_id=actor.institution_id,
@@ -178,14 +210,24 @@ def create_application(session: Session, data: ApplicationCreate, *, actor: Acto
     session.add(application)
     session.flush()
     record(
-        session, at=at, actor=actor, action="application.create", object_type="application",
-        object_id=application.id, after={"state": application.state, "program": program.code, "title": data.title},
+        session,
+        at=at,
+        actor=actor,
+        action="application.create",
+        object_type="application",
+        object_id=application.id,
+        after={"state": application.state, "program": program.code, "title": data.title},
     )
     return application
 
 
 def update_application(
-    session: Session, application_id: uuid.UUID, data: ApplicationUpdate, *, actor: Actor, at: datetime,
+    session: Session,
+    application_id: uuid.UUID,
+    data: ApplicationUpdate,
+    *,
+    actor: Actor,
+    at: datetime,
     expected_version: int | None,
 ) -> Application:
     application, _ = _command(session, application_id, "edit", actor=actor, expected_version=expected_version)
@@ -204,13 +246,21 @@ def update_application(
     application.updated_at = at
     session.flush()
     record(
-        session, at=at, actor=actor, action="application.edit", object_type="application",
-        object_id=application.id, before=before, after=changes,
+        session,
+        at=at,
+        actor=actor,
+        action="application.edit",
+        object_type="application",
+        object_id=application.id,
+        before=before,
+        after=changes,
     )
     return application
 
 
-def submit(session: Session, application_id: uuid.UUID, *, actor: Actor, at: datetime, expected_version: int | None) -> Application:
+def submit(
+    session: Session, application_id: uuid.UUID, *, actor: Actor, at: datetime, expected_version: int | None
+) -> Application:
     """Re-check the request against the policy in force today, then eligibility: refused with every
     failed criterion listed, or submitted with the full result recorded."""
     application, target = _command(session, application_id, "submit", actor=actor, expected_version=expected_version)
@@ -246,33 +296,66 @@ def submit(session: Session, application_id: uuid.UUID, *, actor: Actor, at: dat
         "criteria": [{"criterion": c.name, "met": c.met, "detail": c.detail} for c in criteria],
     }
     application.submitted_at = at
-    return _move(session, application, target, "submit", actor=actor, at=at, details={"policy_version": version.version})
+    return _move(
+        session, application, target, "submit", actor=actor, at=at, details={"policy_version": version.version}
+    )
 
 
-def start_review(session: Session, application_id: uuid.UUID, *, actor: Actor, at: datetime, expected_version: int | None) -> Application:
-    application, target = _command(session, application_id, "start-review", actor=actor, expected_version=expected_version)
+def start_review(
+    session: Session, application_id: uuid.UUID, *, actor: Actor, at: datetime, expected_version: int | None
+) -> Application:
+    application, target = _command(
+        session, application_id, "start-review", actor=actor, expected_version=expected_version
+    )
     return _move(session, application, target, "start-review", actor=actor, at=at)
 
 
-def _add_message(session: Session, application: Application, kind: MessageKind, body: str, *, actor: Actor, at: datetime) -> ApplicationMessage:
+def _add_message(
+    session: Session, application: Application, kind: MessageKind, body: str, *, actor: Actor, at: datetime
+) -> ApplicationMessage:
     assert actor.user_id is not None
-    message = ApplicationMessage(application_id=application.id, author_id=actor.user_id, kind=kind, body=body, created_at=at)
+    message = ApplicationMessage(
+        application_id=application.id, author_id=actor.user_id, kind=kind, body=body, created_at=at
+    )
     session.add(message)
     session.flush()
     record(
-        session, at=at, actor=actor, action=f"application.message.{kind}", object_type="application",
-        object_id=application.id, after={"message_id": message.id, "kind": kind},
+        session,
+        at=at,
+        actor=actor,
+        action=f"application.message.{kind}",
+        object_type="application",
+        object_id=application.id,
+        after={"message_id": message.id, "kind": kind},
     )
     return message
 
 
-def request_info(session: Session, application_id: uuid.UUID, message: str, *, actor: Actor, at: datetime, expected_version: int | None) -> Application:
-    application, target = _command(session, application_id, "request-info", actor=actor, expected_version=expected_version)
+def request_info(
+    session: Session,
+    application_id: uuid.UUID,
+    message: str,
+    *,
+    actor: Actor,
+    at: datetime,
+    expected_version: int | None,
+) -> Application:
+    application, target = _command(
+        session, application_id, "request-info", actor=actor, expected_version=expected_version
+    )
     _add_message(session, application, MessageKind.question, message, actor=actor, at=at)
     return _move(session, application, target, "request-info", actor=actor, at=at)
 
 
-def respond(session: Session, application_id: uuid.UUID, message: str, *, actor: Actor, at: datetime, expected_version: int | None) -> Application:
+def respond(
+    session: Session,
+    application_id: uuid.UUID,
+    message: str,
+    *,
+    actor: Actor,
+    at: datetime,
+    expected_version: int | None,
+) -> Application:
     application, target = _command(session, application_id, "respond", actor=actor, expected_version=expected_version)
     program = session.get(Program, application.program_id)
     assert program is not None
@@ -281,10 +364,14 @@ def respond(session: Session, application_id: uuid.UUID, message: str, *, actor:
     return _move(session, application, target, "respond", actor=actor, at=at)
 
 
-def post_message(session: Session, application_id: uuid.UUID, body: str, *, actor: Actor, at: datetime) -> ApplicationMessage:
+def post_message(
+    session: Session, application_id: uuid.UUID, body: str, *, actor: Actor, at: datetime
+) -> ApplicationMessage:
     """A note on the thread outside the request-info/respond cycle (either side may write)."""
     application = get_application(session, application_id, actor=actor)
-    actor.require(Role.reviewer, Role.approver, Role.supervisor, Role.institution_admin, doing="write on an application's thread")
+    actor.require(
+        Role.reviewer, Role.approver, Role.supervisor, Role.institution_admin, doing="write on an application's thread"
+    )
     if application.state in (S.approved, S.rejected, S.withdrawn):
         raise Conflict(f"the application is {application.state}; its thread is closed", current_state=application.state)
     return _add_message(session, application, MessageKind.note, body, actor=actor, at=at)
@@ -295,7 +382,13 @@ def list_messages(session: Session, application_id: uuid.UUID, *, actor: Actor) 
 
 
 def recommend(
-    session: Session, application_id: uuid.UUID, recommendation: str, reason: str, *, actor: Actor, at: datetime,
+    session: Session,
+    application_id: uuid.UUID,
+    recommendation: str,
+    reason: str,
+    *,
+    actor: Actor,
+    at: datetime,
     expected_version: int | None,
 ) -> Application:
     application, target = _command(session, application_id, "recommend", actor=actor, expected_version=expected_version)
@@ -303,11 +396,20 @@ def recommend(
     application.recommendation_reason = reason
     application.recommended_by_id = actor.user_id
     application.recommended_at = at
-    return _move(session, application, target, "recommend", actor=actor, at=at,
-                 details={"recommendation": recommendation, "reason": reason})
+    return _move(
+        session,
+        application,
+        target,
+        "recommend",
+        actor=actor,
+        at=at,
+        details={"recommendation": recommendation, "reason": reason},
+    )
 
 
-def _decide(session: Session, application_id: uuid.UUID, command: str, *, actor: Actor, expected_version: int | None) -> tuple[Application, ApplicationState]:
+def _decide(
+    session: Session, application_id: uuid.UUID, command: str, *, actor: Actor, expected_version: int | None
+) -> tuple[Application, ApplicationState]:
     application, target = _command(session, application_id, command, actor=actor, expected_version=expected_version)
     if application.recommended_by_id == actor.user_id:
         raise FourEyesViolation(
@@ -318,7 +420,12 @@ def _decide(session: Session, application_id: uuid.UUID, command: str, *, actor:
 
 
 def approve(
-    session: Session, application_id: uuid.UUID, body: ApproveBody, *, actor: Actor, at: datetime,
+    session: Session,
+    application_id: uuid.UUID,
+    body: ApproveBody,
+    *,
+    actor: Actor,
+    at: datetime,
     expected_version: int | None,
 ) -> tuple[Application, Pilot]:
     application, target = _decide(session, application_id, "approve", actor=actor, expected_version=expected_version)
@@ -335,13 +442,27 @@ def approve(
     application.decision_reason = body.reason
     _move(session, application, target, "approve", actor=actor, at=at, details={"reason": body.reason})
     pilot = create_pilot(
-        session, application=application, policy=policy, granted_scope=scope, granted_quotas=quotas,
-        conditions=list(body.conditions), actor=actor, at=at,
+        session,
+        application=application,
+        policy=policy,
+        granted_scope=scope,
+        granted_quotas=quotas,
+        conditions=list(body.conditions),
+        actor=actor,
+        at=at,
     )
     return application, pilot
 
 
-def reject(session: Session, application_id: uuid.UUID, reason: str, *, actor: Actor, at: datetime, expected_version: int | None) -> Application:
+def reject(
+    session: Session,
+    application_id: uuid.UUID,
+    reason: str,
+    *,
+    actor: Actor,
+    at: datetime,
+    expected_version: int | None,
+) -> Application:
     application, target = _decide(session, application_id, "reject", actor=actor, expected_version=expected_version)
     application.decided_by_id = actor.user_id
     application.decided_at = at
@@ -349,7 +470,15 @@ def reject(session: Session, application_id: uuid.UUID, reason: str, *, actor: A
     return _move(session, application, target, "reject", actor=actor, at=at, details={"reason": reason})
 
 
-def withdraw(session: Session, application_id: uuid.UUID, reason: str, *, actor: Actor, at: datetime, expected_version: int | None) -> Application:
+def withdraw(
+    session: Session,
+    application_id: uuid.UUID,
+    reason: str,
+    *,
+    actor: Actor,
+    at: datetime,
+    expected_version: int | None,
+) -> Application:
     application, target = _command(session, application_id, "withdraw", actor=actor, expected_version=expected_version)
     application.decision_reason = reason
     return _move(session, application, target, "withdraw", actor=actor, at=at, details={"reason": reason})

@@ -5,7 +5,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -81,7 +81,7 @@ def record(
     pending.append(
         _Pending(
             # The hash covers at.isoformat(); the column gives it back in UTC, so hash it in UTC.
-            at=at.astimezone(timezone.utc),
+            at=at.astimezone(UTC),
             actor=actor,
             action=action,
             object_type=object_type,

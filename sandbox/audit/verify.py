@@ -32,21 +32,30 @@ def verify_chain(session: Session) -> ChainReport:
             )
         if entry.prev_hash != prev:
             return ChainReport(
-                False, checked, entry.seq, f"entry {entry.seq} does not link to entry {entry.seq - 1} (deleted or reordered)"
+                False,
+                checked,
+                entry.seq,
+                f"entry {entry.seq} does not link to entry {entry.seq - 1} (deleted or reordered)",
             )
         if entry_hash(hashed_fields(entry)) != entry.hash:
-            return ChainReport(False, checked, entry.seq, f"entry {entry.seq} was altered: its content does not match its hash")
+            return ChainReport(
+                False, checked, entry.seq, f"entry {entry.seq} was altered: its content does not match its hash"
+            )
         prev = entry.hash
         expected_seq += 1
         checked += 1
     if checked < head_seq:
         return ChainReport(
-            False, checked, checked + 1,
+            False,
+            checked,
+            checked + 1,
             f"the chain ends at entry {checked} but its head records entry {head_seq}: entries were removed from the end",
         )
     if checked > head_seq:
         return ChainReport(
-            False, checked, head_seq + 1,
+            False,
+            checked,
+            head_seq + 1,
             f"entries {head_seq + 1}..{checked} lie past the chain's head (entry {head_seq}): they were added outside the log",
         )
     if prev != head_hash:

@@ -12,12 +12,8 @@ app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 def verify() -> None:
     """Check the hash chain; exits 1 naming the first bad entry."""
     cfg = common.settings()
-    db = common.database(cfg)
-    try:
-        with db.unit_of_work() as session:
-            report = verify_chain(session)
-    finally:
-        db.dispose()
+    with common.session_scope(cfg) as session:
+        report = verify_chain(session)
     if report.ok:
         common.console.print(f"audit chain intact: {report.checked} entries verified")
         return

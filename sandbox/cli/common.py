@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any, ParamSpec, TypeVar
 
@@ -12,7 +13,7 @@ from rich.console import Console
 
 from sandbox.clock import Clock, bureau_today, clock_for
 from sandbox.config import Settings
-from sandbox.db import Database
+from sandbox.db import Database, SandboxSession
 from sandbox.errors import SandboxError
 
 console = Console()
@@ -31,6 +32,17 @@ def settings() -> Settings:
 
 def database(cfg: Settings) -> Database:
     return Database.from_url(cfg.effective_database_url, sqlite_busy_timeout_ms=cfg.sqlite_busy_timeout_ms)
+
+
+@contextmanager
+def session_scope(cfg: Settings) -> Iterator[SandboxSession]:
+    """One command, one unit of work; the engine is disposed even when the command is refused."""
+    db = database(cfg)
+    try:
+        with db.unit_of_work() as session:
+            yield session
+    finally:
+        db.dispose()
 
 
 def clock(cfg: Settings) -> Clock:

@@ -17,7 +17,9 @@ from sandbox.models import Institution
 def _reset_sqlite(cfg: Settings) -> None:
     url = make_url(cfg.effective_database_url)
     if url.get_backend_name() != "sqlite" or not url.database:
-        common.err_console.print("--reset only deletes the embedded SQLite database; drop a PostgreSQL database yourself")
+        common.err_console.print(
+            "--reset only deletes the embedded SQLite database; drop a PostgreSQL database yourself"
+        )
         raise typer.Exit(2)
     path = Path(url.database)
     for suffix in ("", "-wal", "-shm"):
@@ -50,6 +52,8 @@ def demo(
         common.console.print(f"note: {note}")
     tokens_file = cfg.var_dir / "demo-tokens.txt"
     tokens_file.parent.mkdir(parents=True, exist_ok=True)
-    tokens_file.write_text("".join(f"{email}\t{role}\t{inst}\t{token}\n" for email, (role, inst, token) in result.tokens.items()))
+    tokens_file.write_text(
+        "".join(f"{email}\t{role}\t{inst}\t{token}\n" for email, (role, inst, token) in result.tokens.items())
+    )
     tokens_file.chmod(0o600)
     common.console.print(f"tokens also written to {tokens_file}")

@@ -9,7 +9,12 @@ from sandbox.actor import SYSTEM
 from sandbox.cli import common
 from sandbox.errors import InvalidInput
 from sandbox.program.service import LoadStatus, load_policies
-from sandbox.rules.policy_file import PolicyFileError, PolicyProblem, parse_policies, read_policy_dir
+from sandbox.rules.policy_file import (
+    PolicyFileError,
+    PolicyProblem,
+    parse_policies,
+    read_policy_dir,
+)
 
 app = typer.Typer(help="Policy files: one YAML file per program.", no_args_is_help=True)
 
@@ -75,15 +80,12 @@ def load(path: Path | None = PathArgument) -> None:
     except PolicyFileError as exc:
         _print_problems(exc.problems)
         raise typer.Exit(2) from None
-    db = common.database(cfg)
     try:
-        with db.unit_of_work() as session:
+        with common.session_scope(cfg) as session:
             report = load_policies(session, list(files), actor=SYSTEM, at=common.now(cfg))
     except InvalidInput as exc:
         _print_invalid(exc)
         raise typer.Exit(2) from None
-    finally:
-        db.dispose()
     for item in report.files:
         mark = "new      " if item.status is LoadStatus.new else "unchanged"
         common.console.print(

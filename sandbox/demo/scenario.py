@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from sandbox.user.service import actor_for, create_user, issue_token
 
 def at(day: str, hour: int = 2) -> datetime:
     """10:00 in Shanghai is 02:00 UTC."""
-    return datetime.combine(date.fromisoformat(day), time(hour), tzinfo=timezone.utc)
+    return datetime.combine(date.fromisoformat(day), time(hour), tzinfo=UTC)
 
 
 @dataclass
@@ -58,17 +58,25 @@ class Demo:
         self.step(lambda s: load_policy_dir(s, self.policies_dir, actor=SYSTEM, at=at("2025-09-01")))
         admin_user = BUREAU_USERS[0]
         self._add_user(admin_user, at("2025-09-01"))
+        admin = self.actor(admin_user.email)
         for data in INSTITUTIONS:
-            self.step(lambda s, data=data: create_institution(
-                s, InstitutionCreate.model_validate(data), actor=self.actor(admin_user.email), at=at("2025-09-02")))
+            body = InstitutionCreate.model_validate(data)
+            with self.database.unit_of_work() as session:
+                create_institution(session, body, actor=admin, at=at("2025-09-02"))
         for user in [*BUREAU_USERS[1:], *institution_users()]:
             self._add_user(user, at("2025-09-03"))
 
     def _add_user(self, user: DemoUser, when: datetime) -> None:
         def work(session: Session) -> None:
             row = create_user(
-                session, email=user.email, role=user.role, institution_code=user.institution,
-                display_name=user.name, password=DEMO_PASSWORD, actor=SYSTEM, at=when,
+                session,
+                email=user.email,
+                role=user.role,
+                institution_code=user.institution,
+                display_name=user.name,
+                password=DEMO_PASSWORD,
+                actor=SYSTEM,
+                at=when,
             )
             issued = issue_token(session, row, label="demo", actor=SYSTEM, at=when)
             self.actors[user.email] = actor_for(row)
@@ -80,8 +88,10 @@ class Demo:
 
     def apply(self, bank: str, program: str, when: str, **body: Any) -> uuid.UUID:
         data = ApplicationCreate.model_validate({"program": program, **body})
-        return self.step(lambda s: applications.create_application(
-            s, data, actor=self.actor(f"admin@{bank.lower()}.example"), at=at(when)).id)
+        with self.database.unit_of_work() as session:
+            return applications.create_application(
+                session, data, actor=self.actor(f"admin@{bank.lower()}.example"), at=at(when)
+            ).id
 
     def run(self, app_id: uuid.UUID, command: str, who: str, when: str, *args: Any) -> Any:
         actor = self.actor(who)
@@ -89,8 +99,13 @@ class Demo:
         return self.step(lambda s: function(s, app_id, *args, actor=actor, at=at(when), expected_version=None))
 
     def to_pilot(
-        self, bank: str, program: str, dates: tuple[str, str, str, str], body: dict[str, Any],
-        approve: ApproveBody | None = None, question: tuple[str, str] | None = None,
+        self,
+        bank: str,
+        program: str,
+        dates: tuple[str, str, str, str],
+        body: dict[str, Any],
+        approve: ApproveBody | None = None,
+        question: tuple[str, str] | None = None,
     ) -> uuid.UUID:
         """dates: applied, submitted, recommended, approved."""
         applied, submitted, recommended, approved = dates
@@ -101,8 +116,14 @@ class Demo:
         if question:
             self.run(app_id, "request-info", "reviewer@bureau.example", submitted, question[0])
             self.run(app_id, "respond", bank_admin, recommended, question[1])
-        self.run(app_id, "recommend", "reviewer@bureau.example", recommended, "approve",
-                 "Eligible; controls proportionate to the requested quota.")
+        self.run(
+            app_id,
+            "recommend",
+            "reviewer@bureau.example",
+            recommended,
+            "approve",
+            "Eligible; controls proportionate to the requested quota.",
+        )
         _, pilot = self.run(app_id, "approve", "approver@bureau.example", approved, approve or ApproveBody())
         return pilot.id  # type: ignore[no-any-return]
 
@@ -126,36 +147,67 @@ def build(database: Database, policies_dir: Path, as_of: date) -> DemoResult:
     reviewer, approver, supervisor = "reviewer@bureau.example", "approver@bureau.example", "supervisor@bureau.example"
 
     tech_scope = {
-        "products": ["tech_ma_loan_control_acquisition"], "currencies": ["CNY"],
-        "customer_segments": ["high_tech_enterprise", "specialised_sme"], "regions": ["Shanghai", "Jiangsu"],
+        "products": ["tech_ma_loan_control_acquisition"],
+        "currencies": ["CNY"],
+        "customer_segments": ["high_tech_enterprise", "specialised_sme"],
+        "regions": ["Shanghai", "Jiangsu"],
         "target_industries": ["integrated_circuits", "biomedicine", "artificial_intelligence"],
     }
     demo.to_pilot(
-        "BANK-A", "SH-TECH-MA", ("2025-10-08", "2025-10-09", "2025-10-20", "2025-10-27"),
-        {**_texts("Tech-enterprise M&A loans, Bank A"), "requested_scope": tech_scope,
-         "requested_quotas": {"exposure_limit": "15000000000", "per_deal_limit": "2000000000"},
-         "start_on": "2025-11-01", "end_on": "2027-10-31"},
+        "BANK-A",
+        "SH-TECH-MA",
+        ("2025-10-08", "2025-10-09", "2025-10-20", "2025-10-27"),
+        {
+            **_texts("Tech-enterprise M&A loans, Bank A"),
+            "requested_scope": tech_scope,
+            "requested_quotas": {"exposure_limit": "15000000000", "per_deal_limit": "2000000000"},
+            "start_on": "2025-11-01",
+            "end_on": "2027-10-31",
+        },
         approve=ApproveBody(conditions=["Quarterly portfolio review with the bureau"]),
-        question=("Describe how the 80% loan-to-price limit is enforced at booking.",
-                  "A hard stop in the loan system rejects any drawdown above 80% of the audited price."),
+        question=(
+            "Describe how the 80% loan-to-price limit is enforced at booking.",
+            "A hard stop in the loan system rejects any drawdown above 80% of the audited price.",
+        ),
     )
     demo.to_pilot(
-        "BANK-B", "SH-TECH-MA", ("2025-11-03", "2025-11-05", "2025-11-18", "2025-11-24"),
-        {**_texts("Tech M&A loans for specialised SMEs, Bank B"), "requested_scope": tech_scope,
-         "requested_quotas": {"exposure_limit": "12000000000", "per_deal_limit": "1500000000"},
-         "start_on": "2025-12-01", "end_on": "2027-11-30"},
-        approve=ApproveBody(granted_quotas={"exposure_limit": "10000000000"}, reason="Granted 10bn: Bank B's M&A book is new."),
+        "BANK-B",
+        "SH-TECH-MA",
+        ("2025-11-03", "2025-11-05", "2025-11-18", "2025-11-24"),
+        {
+            **_texts("Tech M&A loans for specialised SMEs, Bank B"),
+            "requested_scope": tech_scope,
+            "requested_quotas": {"exposure_limit": "12000000000", "per_deal_limit": "1500000000"},
+            "start_on": "2025-12-01",
+            "end_on": "2027-11-30",
+        },
+        approve=ApproveBody.model_validate(
+            {"granted_quotas": {"exposure_limit": "10000000000"}, "reason": "Granted 10bn: Bank B's M&A book is new."}
+        ),
     )
     demo.to_pilot(
-        "BANK-D", "SH-TECH-MA", ("2026-10-12", "2026-10-14", "2026-11-10", "2026-11-20"),
-        {**_texts("Tech M&A loans, Bank D"), "requested_scope": tech_scope,
-         "requested_quotas": {"exposure_limit": "5000000000", "per_deal_limit": "1000000000"},
-         "start_on": "2027-01-01", "end_on": "2028-12-31"},
+        "BANK-D",
+        "SH-TECH-MA",
+        ("2026-10-12", "2026-10-14", "2026-11-10", "2026-11-20"),
+        {
+            **_texts("Tech M&A loans, Bank D"),
+            "requested_scope": tech_scope,
+            "requested_quotas": {"exposure_limit": "5000000000", "per_deal_limit": "1000000000"},
+            "start_on": "2027-01-01",
+            "end_on": "2028-12-31",
+        },
     )
     # Bank C: major administrative penalty in March 2025, so ineligible for M&A loans.
-    bank_c_app = demo.apply("BANK-C", "SH-TECH-MA", "2026-11-02", **_texts("Tech M&A loans, Bank C"),
-                            requested_scope=tech_scope, requested_quotas={"exposure_limit": "3000000000"},
-                            start_on="2027-01-01", end_on="2028-12-31")
+    bank_c_app = demo.apply(
+        "BANK-C",
+        "SH-TECH-MA",
+        "2026-11-02",
+        **_texts("Tech M&A loans, Bank C"),
+        requested_scope=tech_scope,
+        requested_quotas={"exposure_limit": "3000000000"},
+        start_on="2027-01-01",
+        end_on="2028-12-31",
+    )
     try:
         demo.run(bank_c_app, "submit", "admin@bank-c.example", "2026-11-03")
     except SandboxError as refusal:
@@ -170,60 +222,115 @@ def build(database: Database, policies_dir: Path, as_of: date) -> DemoResult:
 
 def _cross_border(demo: Demo, supervisor: str) -> None:
     scope = {
-        "products": ["nonresident_syndicated_loan"], "currencies": ["CNY", "USD", "EUR"],
+        "products": ["nonresident_syndicated_loan"],
+        "currencies": ["CNY", "USD", "EUR"],
         "customer_segments": ["overseas_subsidiary_of_chinese_enterprise", "overseas_project_company"],
         "regions": ["southeast_asia", "central_asia", "middle_east"],
     }
     demo.to_pilot(
-        "BANK-A", "SH-FTZ-NRSL", ("2025-10-09", "2025-10-10", "2025-10-21", "2025-10-28"),
-        {**_texts("Non-resident syndicated loans via FT accounts, Bank A"), "requested_scope": scope,
-         "requested_quotas": {"exposure_limit": "20000000000", "per_syndicate_share": "1500000000"},
-         "start_on": "2025-11-01", "end_on": "2027-10-31"},
+        "BANK-A",
+        "SH-FTZ-NRSL",
+        ("2025-10-09", "2025-10-10", "2025-10-21", "2025-10-28"),
+        {
+            **_texts("Non-resident syndicated loans via FT accounts, Bank A"),
+            "requested_scope": scope,
+            "requested_quotas": {"exposure_limit": "20000000000", "per_syndicate_share": "1500000000"},
+            "start_on": "2025-11-01",
+            "end_on": "2027-10-31",
+        },
     )
     bank_f = demo.to_pilot(
-        "BANK-F", "SH-FTZ-NRSL", ("2025-10-09", "2025-10-13", "2025-10-22", "2025-10-29"),
-        {**_texts("Non-resident syndicated loans, Bank F"), "requested_scope": scope,
-         "requested_quotas": {"exposure_limit": "10000000000", "per_syndicate_share": "1000000000"},
-         "start_on": "2025-11-01", "end_on": "2027-10-31"},
-        approve=ApproveBody(granted_scope={"currencies": ["USD", "EUR"]}, conditions=["Monthly sanctions-screening attestation"]),
+        "BANK-F",
+        "SH-FTZ-NRSL",
+        ("2025-10-09", "2025-10-13", "2025-10-22", "2025-10-29"),
+        {
+            **_texts("Non-resident syndicated loans, Bank F"),
+            "requested_scope": scope,
+            "requested_quotas": {"exposure_limit": "10000000000", "per_syndicate_share": "1000000000"},
+            "start_on": "2025-11-01",
+            "end_on": "2027-10-31",
+        },
+        approve=ApproveBody(
+            granted_scope={"currencies": ["USD", "EUR"]}, conditions=["Monthly sanctions-screening attestation"]
+        ),
     )
     demo.scan("2025-11-01")
-    demo.step(lambda s: pilots.run_command(
-        s, bank_f, "suspend", reason="Sanctions-screening review of a new borrower's ownership chain.",
-        actor=demo.actor(supervisor), at=at("2026-09-15")))
+    demo.step(
+        lambda s: pilots.run_command(
+            s,
+            bank_f,
+            "suspend",
+            reason="Sanctions-screening review of a new borrower's ownership chain.",
+            actor=demo.actor(supervisor),
+            at=at("2026-09-15"),
+        )
+    )
 
 
 def _insurance(demo: Demo) -> None:
     demo.to_pilot(
-        "INS-D", "SH-SHIP-GH", ("2025-09-10", "2025-09-12", "2025-09-22", "2025-09-26"),
-        {**_texts("Green-vessel hull insurance, Insurer D"),
-         "requested_scope": {"products": ["green_vessel_hull", "green_vessel_hull_and_machinery"],
-                             "currencies": ["CNY", "USD"], "customer_segments": ["shipowner", "ship_manager"],
-                             "vessel_fuels": ["lng_dual_fuel", "methanol_dual_fuel"], "regions": ["Shanghai"]},
-         "requested_quotas": {"annual_premium": "800000000", "sum_insured_per_vessel": "1500000000",
-                              "net_retention_per_vessel": "150000000"},
-         "start_on": "2025-10-01", "end_on": "2028-09-30"},
+        "INS-D",
+        "SH-SHIP-GH",
+        ("2025-09-10", "2025-09-12", "2025-09-22", "2025-09-26"),
+        {
+            **_texts("Green-vessel hull insurance, Insurer D"),
+            "requested_scope": {
+                "products": ["green_vessel_hull", "green_vessel_hull_and_machinery"],
+                "currencies": ["CNY", "USD"],
+                "customer_segments": ["shipowner", "ship_manager"],
+                "vessel_fuels": ["lng_dual_fuel", "methanol_dual_fuel"],
+                "regions": ["Shanghai"],
+            },
+            "requested_quotas": {
+                "annual_premium": "800000000",
+                "sum_insured_per_vessel": "1500000000",
+                "net_retention_per_vessel": "150000000",
+            },
+            "start_on": "2025-10-01",
+            "end_on": "2028-09-30",
+        },
     )
     demo.to_pilot(
-        "PEN-E", "SH-PEN-CPA", ("2025-10-08", "2025-10-10", "2025-10-20", "2025-10-24"),
-        {**_texts("Commercial pension accounts, Pension Insurer E"),
-         "requested_scope": {"products": ["commercial_pension_account"], "currencies": ["CNY"],
-                             "customer_segments": ["employees", "flexible_workers"], "regions": ["Shanghai"],
-                             "sub_accounts": ["guaranteed", "investment"]},
-         "requested_quotas": {"accounts_limit": "200000", "annual_contribution_per_customer": "200000"},
-         "start_on": "2025-11-01", "end_on": "2028-10-31"},
-        approve=ApproveBody(granted_quotas={"accounts_limit": "150000"},
-                            conditions=["Solvency reported monthly; the insurer is close to the eligibility line"]),
+        "PEN-E",
+        "SH-PEN-CPA",
+        ("2025-10-08", "2025-10-10", "2025-10-20", "2025-10-24"),
+        {
+            **_texts("Commercial pension accounts, Pension Insurer E"),
+            "requested_scope": {
+                "products": ["commercial_pension_account"],
+                "currencies": ["CNY"],
+                "customer_segments": ["employees", "flexible_workers"],
+                "regions": ["Shanghai"],
+                "sub_accounts": ["guaranteed", "investment"],
+            },
+            "requested_quotas": {"accounts_limit": "200000", "annual_contribution_per_customer": "200000"},
+            "start_on": "2025-11-01",
+            "end_on": "2028-10-31",
+        },
+        approve=ApproveBody.model_validate(
+            {
+                "granted_quotas": {"accounts_limit": "150000"},
+                "conditions": ["Solvency reported monthly; the insurer is close to the eligibility line"],
+            }
+        ),
     )
 
 
 def _in_review(demo: Demo, reviewer: str, approver: str) -> None:
-    carbon_scope = {"products": ["cea_pledge_loan"], "currencies": ["CNY"],
-                    "customer_segments": ["ets_power_generation", "ets_steel"], "regions": ["Shanghai"],
-                    "collateral": ["national_cea"]}
-    carbon = {**_texts("CEA pledge loans"), "requested_scope": carbon_scope,
-              "requested_quotas": {"exposure_limit": "2000000000", "per_borrower_limit": "200000000"},
-              "start_on": "2027-01-01", "end_on": "2028-12-31"}
+    carbon_scope = {
+        "products": ["cea_pledge_loan"],
+        "currencies": ["CNY"],
+        "customer_segments": ["ets_power_generation", "ets_steel"],
+        "regions": ["Shanghai"],
+        "collateral": ["national_cea"],
+    }
+    carbon = {
+        **_texts("CEA pledge loans"),
+        "requested_scope": carbon_scope,
+        "requested_quotas": {"exposure_limit": "2000000000", "per_borrower_limit": "200000000"},
+        "start_on": "2027-01-01",
+        "end_on": "2028-12-31",
+    }
     # Bank B: submitted, waiting for a reviewer.
     b = demo.apply("BANK-B", "SH-CARB-CEA", "2026-11-24", **carbon)
     demo.run(b, "submit", "admin@bank-b.example", "2026-11-25")
@@ -233,19 +340,34 @@ def _in_review(demo: Demo, reviewer: str, approver: str) -> None:
     demo.run(a, "start-review", reviewer, "2026-11-18")
     demo.run(a, "recommend", reviewer, "2026-11-26", "approve", "Collateral registration process verified.")
     # Bank D: information requested, waiting for the bank's answer.
-    digital_scope = {"products": ["online_business_loan"], "currencies": ["CNY"],
-                     "customer_segments": ["micro_enterprise", "sole_trader"], "regions": ["Shanghai"],
-                     "channels": ["bank_app"]}
-    digital = {**_texts("AI credit for micro-businesses"), "requested_scope": digital_scope,
-               "requested_quotas": {"exposure_limit": "3000000000", "borrowers_limit": "30000"},
-               "start_on": "2027-01-01", "end_on": "2028-12-31"}
+    digital_scope = {
+        "products": ["online_business_loan"],
+        "currencies": ["CNY"],
+        "customer_segments": ["micro_enterprise", "sole_trader"],
+        "regions": ["Shanghai"],
+        "channels": ["bank_app"],
+    }
+    digital = {
+        **_texts("AI credit for micro-businesses"),
+        "requested_scope": digital_scope,
+        "requested_quotas": {"exposure_limit": "3000000000", "borrowers_limit": "30000"},
+        "start_on": "2027-01-01",
+        "end_on": "2028-12-31",
+    }
     d = demo.apply("BANK-D", "SH-DIG-AICR", "2026-11-09", **digital)
     demo.run(d, "submit", "admin@bank-d.example", "2026-11-10")
     demo.run(d, "start-review", reviewer, "2026-11-12")
-    demo.run(d, "request-info", reviewer, "2026-11-20",
-             "Please send the model validation report and the fairness test across borrower segments.")
+    demo.run(
+        d,
+        "request-info",
+        reviewer,
+        "2026-11-20",
+        "Please send the model validation report and the fairness test across borrower segments.",
+    )
     # Bank B: rejected earlier in the year.
-    r = demo.apply("BANK-B", "SH-DIG-AICR", "2026-05-06", **{**digital, "start_on": "2026-07-01", "end_on": "2028-06-30"})
+    r = demo.apply(
+        "BANK-B", "SH-DIG-AICR", "2026-05-06", **{**digital, "start_on": "2026-07-01", "end_on": "2028-06-30"}
+    )
     demo.run(r, "submit", "admin@bank-b.example", "2026-05-07")
     demo.run(r, "start-review", "reviewer2@bureau.example", "2026-05-08")
     demo.run(r, "recommend", "reviewer2@bureau.example", "2026-05-20", "reject", "No independent model validation.")

@@ -112,7 +112,9 @@ def validate_lei(value: str) -> str:
             raise ValueError(f"bad character {ch!r} at position {position}")
     for position in (19, 20):
         if code[position - 1] not in _DIGITS:
-            raise ValueError(f"bad character {code[position - 1]!r} at position {position}: the check digits are digits")
+            raise ValueError(
+                f"bad character {code[position - 1]!r} at position {position}: the check digits are digits"
+            )
     # 00 and 01 satisfy mod 97 == 1 for some prefixes but are never issued (98 - r lies in 02..98).
     if _lei_number(code) % 97 != 1 or code[18:] in ("00", "01"):
         raise ValueError(f"bad check digits {code[18:]!r} (expected {lei_check_digits(code[:18])!r})")

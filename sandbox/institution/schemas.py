@@ -102,8 +102,12 @@ def _decimal_text(value: Decimal | None) -> str | None:
 
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{1,31}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), AfterValidator(_refuse_unseen)]
-Region = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_refuse_unseen)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), AfterValidator(_refuse_unseen)
+]
+Region = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_refuse_unseen)
+]
 Rating = Annotated[int, Field(strict=True, ge=1, le=6, description="1 best .. 6 worst")]
 Uscc = Annotated[str, AfterValidator(validate_uscc)]
 Lei = Annotated[str, AfterValidator(validate_lei)]

@@ -79,7 +79,12 @@ def _refuse_future_penalty(day: date | None, at: datetime) -> None:
     if day is not None and day > at.date():
         raise InvalidInput(
             "last_major_penalty_on is in the future",
-            [{"loc": ["body", "last_major_penalty_on"], "msg": f"{day.isoformat()} is after today ({at.date().isoformat()})"}],
+            [
+                {
+                    "loc": ["body", "last_major_penalty_on"],
+                    "msg": f"{day.isoformat()} is after today ({at.date().isoformat()})",
+                }
+            ],
         )
 
 
@@ -166,9 +171,7 @@ def get_institution(session: Session, institution_id: uuid.UUID, *, actor: Actor
     return institution
 
 
-def list_institutions(
-    session: Session, *, actor: Actor, offset: int, limit: int
-) -> tuple[Sequence[Institution], int]:
+def list_institutions(session: Session, *, actor: Actor, offset: int, limit: int) -> tuple[Sequence[Institution], int]:
     return repository.list_institutions(session, only_id=actor.institution_id, offset=offset, limit=limit)
 
 

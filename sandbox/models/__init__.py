@@ -1,12 +1,18 @@
 """All ORM tables, one module per aggregate, sharing one metadata for Alembic."""
 
-from sandbox.models.application import Application, ApplicationMessage, ApplicationState, MessageKind
+from sandbox.models.application import (
+    Application,
+    ApplicationMessage,
+    ApplicationState,
+    MessageKind,
+)
 from sandbox.models.audit import GENESIS_HASH, AuditEntry, AuditHead
 from sandbox.models.base import Base
-from sandbox.models.institution import Institution, InstitutionStatus, InstitutionType
+from sandbox.models.institution import Institution, InstitutionStatus
 from sandbox.models.pilot import LIVE_PILOT_STATES, Pilot, PilotState, QuotaAllocation
 from sandbox.models.program import PolicyVersion, Program
 from sandbox.models.user import BUREAU_ROLES, INSTITUTION_ROLES, ApiToken, Role, User
+from sandbox.rules.vocabulary import InstitutionType
 
 __all__ = [
     "BUREAU_ROLES",

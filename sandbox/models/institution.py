@@ -3,11 +3,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+
 from sqlalchemy import CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sandbox.models.base import Base, IdMixin, JSONDocument
-from sandbox.rules.vocabulary import InstitutionType
 
 
 class InstitutionStatus(StrEnum):

@@ -55,9 +55,7 @@ def get_for_update(session: Session, pilot_id: uuid.UUID) -> Pilot | None:
     ).scalar_one_or_none()
 
 
-def pilots_query(
-    *, institution_id: uuid.UUID | None, state: str | None, program_id: uuid.UUID | None
-) -> Select[tuple[Pilot]]:
+def pilots_query(*, institution_id: uuid.UUID | None, state: str | None, program_id: uuid.UUID | None) -> Select[Pilot]:
     query = select(Pilot)
     if institution_id is not None:
         query = query.where(Pilot.institution_id == institution_id)
@@ -68,7 +66,7 @@ def pilots_query(
     return query
 
 
-def page(session: Session, query: Select[tuple[Pilot]], offset: int, limit: int) -> tuple[Sequence[Pilot], int]:
+def page(session: Session, query: Select[Pilot], offset: int, limit: int) -> tuple[Sequence[Pilot], int]:
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Pilot.reference).offset(offset).limit(limit)).all()
     return rows, total
@@ -96,7 +94,9 @@ def live_participants(session: Session, program_id: uuid.UUID) -> set[uuid.UUID]
     )
 
 
-def public_register(session: Session, offset: int, limit: int) -> tuple[Sequence[tuple[Pilot, Institution, Program]], int]:
+def public_register(
+    session: Session, offset: int, limit: int
+) -> tuple[Sequence[tuple[Pilot, Institution, Program]], int]:
     total = session.scalar(select(func.count()).select_from(Pilot)) or 0
     rows = session.execute(
         select(Pilot, Institution, Program)

@@ -45,7 +45,9 @@ def list_pilots(
     state: Annotated[PilotState | None, Query()] = None,
     program: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
-    rows, total = service.list_pilots(session, actor=actor, state=state, program=program, offset=page.offset, limit=page.limit)
+    rows, total = service.list_pilots(
+        session, actor=actor, state=state, program=program, offset=page.offset, limit=page.limit
+    )
     return page.envelope([r.model_dump(mode="json") for r in _reads(session, rows, actor)], total)
 
 
@@ -54,41 +56,99 @@ def get_pilot(pilot_id: uuid.UUID, session: DbSession, actor: CurrentActor, resp
     return _respond(session, response, service.get_pilot(session, pilot_id, actor=actor), actor)
 
 
-def _command(command: str, reason: str | None, pilot_id: uuid.UUID, session: Session, actor: Actor, now: Any, if_match: int | None, response: Response) -> PilotRead:
-    pilot = service.run_command(session, pilot_id, command, reason=reason, actor=actor, at=now, expected_version=if_match)
+def _command(
+    command: str,
+    reason: str | None,
+    pilot_id: uuid.UUID,
+    session: Session,
+    actor: Actor,
+    now: Any,
+    if_match: int | None,
+    response: Response,
+) -> PilotRead:
+    pilot = service.run_command(
+        session, pilot_id, command, reason=reason, actor=actor, at=now, expected_version=if_match
+    )
     return _respond(session, response, pilot, actor)
 
 
 @router.post("/{pilot_id}/suspend", response_model=PilotRead)
-def suspend(pilot_id: uuid.UUID, body: ReasonBody, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response) -> PilotRead:
+def suspend(
+    pilot_id: uuid.UUID,
+    body: ReasonBody,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
+    if_match: IfMatch,
+    response: Response,
+) -> PilotRead:
     """Force-suspend (a supervisor): new business stops; existing business is still serviced."""
     return _command("suspend", body.reason, pilot_id, session, actor, now, if_match, response)
 
 
 @router.post("/{pilot_id}/resume", response_model=PilotRead)
-def resume(pilot_id: uuid.UUID, body: ReasonBody, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response) -> PilotRead:
+def resume(
+    pilot_id: uuid.UUID,
+    body: ReasonBody,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
+    if_match: IfMatch,
+    response: Response,
+) -> PilotRead:
     return _command("resume", body.reason, pilot_id, session, actor, now, if_match, response)
 
 
 @router.post("/{pilot_id}/complete", response_model=PilotRead)
 def complete(
-    pilot_id: uuid.UUID, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response,
+    pilot_id: uuid.UUID,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
+    if_match: IfMatch,
+    response: Response,
     body: OptionalReasonBody | None = None,
 ) -> PilotRead:
     return _command("complete", body.reason if body else None, pilot_id, session, actor, now, if_match, response)
 
 
 @router.post("/{pilot_id}/terminate", response_model=PilotRead)
-def terminate(pilot_id: uuid.UUID, body: ReasonBody, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response) -> PilotRead:
+def terminate(
+    pilot_id: uuid.UUID,
+    body: ReasonBody,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
+    if_match: IfMatch,
+    response: Response,
+) -> PilotRead:
     return _command("terminate", body.reason, pilot_id, session, actor, now, if_match, response)
 
 
 @router.post("/{pilot_id}/withdraw", response_model=PilotRead)
-def withdraw(pilot_id: uuid.UUID, body: ReasonBody, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response) -> PilotRead:
+def withdraw(
+    pilot_id: uuid.UUID,
+    body: ReasonBody,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
+    if_match: IfMatch,
+    response: Response,
+) -> PilotRead:
     return _command("withdraw", body.reason, pilot_id, session, actor, now, if_match, response)
 
 
 @router.post("/{pilot_id}/extend", response_model=PilotRead)
-def extend(pilot_id: uuid.UUID, body: ExtendBody, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response) -> PilotRead:
-    pilot = service.extend(session, pilot_id, end_on=body.end_on, reason=body.reason, actor=actor, at=now, expected_version=if_match)
+def extend(
+    pilot_id: uuid.UUID,
+    body: ExtendBody,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
+    if_match: IfMatch,
+    response: Response,
+) -> PilotRead:
+    pilot = service.extend(
+        session, pilot_id, end_on=body.end_on, reason=body.reason, actor=actor, at=now, expected_version=if_match
+    )
     return _respond(session, response, pilot, actor)

@@ -22,12 +22,28 @@ S = PilotState
 TRANSITIONS: TransitionTable[PilotState] = TransitionTable(
     "pilot",
     {
-        S.approved: {"activate": S.active, "extend": S.approved, "terminate": S.terminated,
-                     "withdraw": S.withdrawn, "expire": S.expired},
-        S.active: {"suspend": S.suspended, "extend": S.active, "complete": S.completed,
-                   "terminate": S.terminated, "withdraw": S.withdrawn, "expire": S.expired},
-        S.suspended: {"resume": S.active, "extend": S.suspended, "terminate": S.terminated,
-                      "withdraw": S.withdrawn, "expire": S.expired},
+        S.approved: {
+            "activate": S.active,
+            "extend": S.approved,
+            "terminate": S.terminated,
+            "withdraw": S.withdrawn,
+            "expire": S.expired,
+        },
+        S.active: {
+            "suspend": S.suspended,
+            "extend": S.active,
+            "complete": S.completed,
+            "terminate": S.terminated,
+            "withdraw": S.withdrawn,
+            "expire": S.expired,
+        },
+        S.suspended: {
+            "resume": S.active,
+            "extend": S.suspended,
+            "terminate": S.terminated,
+            "withdraw": S.withdrawn,
+            "expire": S.expired,
+        },
     },
 )
 ENDED = frozenset({S.completed, S.terminated, S.withdrawn, S.expired})
@@ -104,8 +120,11 @@ def create_pilot(
             raise QuotaExceeded(
                 f"granting {amount} of {name} would take program {program.code} past its aggregate cap of {cap} "
                 f"({allocated} already allocated, {cap - allocated} available)",
-                quota=name, aggregate_cap=str(cap), allocated=str(allocated),
-                requested=str(amount), available=str(cap - allocated),
+                quota=name,
+                aggregate_cap=str(cap),
+                allocated=str(allocated),
+                requested=str(amount),
+                available=str(cap - allocated),
             )
     today = bureau_date(at)
     prefix = f"{program.code}-{today.year}-"
@@ -130,14 +149,26 @@ def create_pilot(
     session.add(pilot)
     session.flush()
     for name, amount in sorted(granted_quotas.items()):
-        session.add(QuotaAllocation(pilot_id=pilot.id, program_id=program.id, quota=name, amount=amount, allocated_at=at))
+        session.add(
+            QuotaAllocation(pilot_id=pilot.id, program_id=program.id, quota=name, amount=amount, allocated_at=at)
+        )
     session.flush()
     record(
-        session, at=at, actor=actor, action="pilot.create", object_type="pilot", object_id=pilot.id,
+        session,
+        at=at,
+        actor=actor,
+        action="pilot.create",
+        object_type="pilot",
+        object_id=pilot.id,
         after={
-            "reference": reference, "state": pilot.state, "application_id": application.id,
-            "granted_scope": granted_scope, "granted_quotas": dict(granted_quotas), "conditions": conditions,
-            "start_on": pilot.start_on, "end_on": pilot.end_on,
+            "reference": reference,
+            "state": pilot.state,
+            "application_id": application.id,
+            "granted_scope": granted_scope,
+            "granted_quotas": dict(granted_quotas),
+            "conditions": conditions,
+            "start_on": pilot.start_on,
+            "end_on": pilot.end_on,
         },
     )
     if pilot.start_on <= today:
@@ -146,7 +177,13 @@ def create_pilot(
 
 
 def _apply(
-    session: Session, pilot: Pilot, command: str, *, actor: Actor, at: datetime, reason: str | None,
+    session: Session,
+    pilot: Pilot,
+    command: str,
+    *,
+    actor: Actor,
+    at: datetime,
+    reason: str | None,
     changes: Mapping[str, object] | None = None,
 ) -> Pilot:
     target = TRANSITIONS.target(pilot.state, command)
@@ -163,8 +200,14 @@ def _apply(
                 allocation.released_at = at
     session.flush()
     record(
-        session, at=at, actor=actor, action=f"pilot.{command}", object_type="pilot", object_id=pilot.id,
-        before=before, after={"state": target, "reason": reason, **dict(changes or {})},
+        session,
+        at=at,
+        actor=actor,
+        action=f"pilot.{command}",
+        object_type="pilot",
+        object_id=pilot.id,
+        before=before,
+        after={"state": target, "reason": reason, **dict(changes or {})},
     )
     return pilot
 
@@ -212,7 +255,8 @@ def extend(
     if pilot.extensions >= schedule.max_extensions:
         raise Conflict(
             f"the pilot has used {pilot.extensions} of the {schedule.max_extensions} extension(s) program {program.code} allows",
-            extensions_used=pilot.extensions, max_extensions=schedule.max_extensions,
+            extensions_used=pilot.extensions,
+            max_extensions=schedule.max_extensions,
         )
     problems: list[str] = []
     if end_on <= pilot.end_on:
@@ -222,13 +266,20 @@ def extend(
         total_months = schedule.max_duration_months + schedule.max_extensions * schedule.extension_months
         total_limit = latest_end(pilot.start_on, total_months)
         if end_on > step_limit:
-            problems.append(f"one extension is at most {schedule.extension_months} months: {step_limit.isoformat()} at the latest")
+            problems.append(
+                f"one extension is at most {schedule.extension_months} months: {step_limit.isoformat()} at the latest"
+            )
         if end_on > total_limit:
             problems.append(f"the program's maximum duration with extensions ends on {total_limit.isoformat()}")
     if problems:
         raise InvalidInput("the new end date is not allowed", [{"loc": ["body", "end_on"], "msg": p} for p in problems])
     return _apply(
-        session, pilot, "extend", actor=actor, at=at, reason=reason,
+        session,
+        pilot,
+        "extend",
+        actor=actor,
+        at=at,
+        reason=reason,
         changes={"end_on": end_on, "extensions": pilot.extensions + 1},
     )
 
@@ -236,7 +287,9 @@ def extend(
 def activate_due(session: Session, *, as_of: date, at: datetime) -> list[Pilot]:
     """Approved pilots whose start date has come (the daily scan)."""
     return [
-        _apply(session, pilot, "activate", actor=SYSTEM, at=at, reason=f"start date {pilot.start_on.isoformat()} reached")
+        _apply(
+            session, pilot, "activate", actor=SYSTEM, at=at, reason=f"start date {pilot.start_on.isoformat()} reached"
+        )
         for pilot in repository.due_for_activation(session, as_of)
     ]
 
@@ -244,7 +297,13 @@ def activate_due(session: Session, *, as_of: date, at: datetime) -> list[Pilot]:
 def expire_past_end(session: Session, *, as_of: date, at: datetime) -> list[Pilot]:
     """Live pilots whose end date has passed with no decision (the daily scan)."""
     return [
-        _apply(session, pilot, "expire", actor=SYSTEM, at=at, reason=f"end date {pilot.end_on.isoformat()} passed with no decision")
+        _apply(
+            session,
+            pilot,
+            "expire",
+            actor=SYSTEM,
+            at=at,
+            reason=f"end date {pilot.end_on.isoformat()} passed with no decision",
+        )
         for pilot in repository.past_end(session, as_of)
     ]
-

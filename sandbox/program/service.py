@@ -274,7 +274,12 @@ def load_policies(
         session.flush()
         heads_by_program.setdefault(program.id, []).append(version)
         record(
-            session, at=at, actor=actor, action="policy.load", object_type="policy_version", object_id=version.id,
+            session,
+            at=at,
+            actor=actor,
+            action="policy.load",
+            object_type="policy_version",
+            object_id=version.id,
             after={
                 "program": info.code,
                 "version": info.version,
@@ -318,13 +323,20 @@ def _create_program(session: Session, document: PolicyDocument, *, actor: Actor,
     session.add(program)
     session.flush()
     record(
-        session, at=at, actor=actor, action="program.create", object_type="program", object_id=program.id,
+        session,
+        at=at,
+        actor=actor,
+        action="program.create",
+        object_type="program",
+        object_id=program.id,
         after={"code": program.code, "title": program.title, "area": program.area},
     )
     return program
 
 
-def _retitle_program(session: Session, program: Program, document: PolicyDocument, *, actor: Actor, at: datetime) -> None:
+def _retitle_program(
+    session: Session, program: Program, document: PolicyDocument, *, actor: Actor, at: datetime
+) -> None:
     """The newest version names the program: a new title or area in it renames the program."""
     info = document.program
     if (program.title, program.area) == (info.title, info.area.value):
@@ -333,8 +345,14 @@ def _retitle_program(session: Session, program: Program, document: PolicyDocumen
     program.title, program.area = info.title, info.area.value
     session.flush()
     record(
-        session, at=at, actor=actor, action="program.update", object_type="program", object_id=program.id,
-        before=before, after={"title": program.title, "area": program.area, "version": info.version},
+        session,
+        at=at,
+        actor=actor,
+        action="program.update",
+        object_type="program",
+        object_id=program.id,
+        before=before,
+        after={"title": program.title, "area": program.area, "version": info.version},
     )
 
 

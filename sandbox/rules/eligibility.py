@@ -68,7 +68,11 @@ def check_eligibility(
             "institution_type",
             facts.type in rules.institution_types,
             f"type {facts.type} "
-            + ("is admitted" if facts.type in rules.institution_types else "is not among: " + ", ".join(rules.institution_types)),
+            + (
+                "is admitted"
+                if facts.type in rules.institution_types
+                else "is not among: " + ", ".join(rules.institution_types)
+            ),
         ),
         Criterion(
             "rating",
@@ -89,7 +93,12 @@ def check_eligibility(
         )
     if rules.min_capital_adequacy_ratio is not None:
         result.append(
-            _at_least("capital_adequacy_ratio", "capital-adequacy ratio", facts.capital_adequacy_ratio, rules.min_capital_adequacy_ratio)
+            _at_least(
+                "capital_adequacy_ratio",
+                "capital-adequacy ratio",
+                facts.capital_adequacy_ratio,
+                rules.min_capital_adequacy_ratio,
+            )
         )
     if rules.max_npl_ratio is not None:
         if facts.npl_ratio is None:
@@ -105,7 +114,12 @@ def check_eligibility(
             )
     if rules.min_solvency_comprehensive is not None:
         result.append(
-            _at_least("solvency_comprehensive", "comprehensive solvency", facts.solvency_comprehensive, rules.min_solvency_comprehensive)
+            _at_least(
+                "solvency_comprehensive",
+                "comprehensive solvency",
+                facts.solvency_comprehensive,
+                rules.min_solvency_comprehensive,
+            )
         )
     if rules.min_solvency_core is not None:
         result.append(_at_least("solvency_core", "core solvency", facts.solvency_core, rules.min_solvency_core))
@@ -117,13 +131,18 @@ def check_eligibility(
             Criterion(
                 "no_major_penalty",
                 clean,
-                (f"no major administrative penalty since {since.isoformat()}" if clean
-                 else f"major administrative penalty on {penalty.isoformat() if penalty else '?'}, within {rules.no_major_penalty_years} years"),
+                (
+                    f"no major administrative penalty since {since.isoformat()}"
+                    if clean
+                    else f"major administrative penalty on {penalty.isoformat() if penalty else '?'}, within {rules.no_major_penalty_years} years"
+                ),
             )
         )
     if rules.allow:
         listed = facts.code in rules.allow
-        result.append(Criterion("allow_list", listed, f"{facts.code} is {'on' if listed else 'not on'} the program's allow list"))
+        result.append(
+            Criterion("allow_list", listed, f"{facts.code} is {'on' if listed else 'not on'} the program's allow list")
+        )
     if facts.code in rules.deny:
         result.append(Criterion("deny_list", False, f"{facts.code} is on the program's deny list"))
     if rules.max_institutions is not None and not already_participating:

@@ -28,7 +28,10 @@ def check_requested_scope(policy: PolicyDocument, scope: Mapping[str, Sequence[s
         universe = policy.scope.get(dimension)
         if universe is None:
             problems.append(
-                Problem(("requested_scope", dimension), f"unknown scope dimension; the program has: {', '.join(policy.scope)}")
+                Problem(
+                    ("requested_scope", dimension),
+                    f"unknown scope dimension; the program has: {', '.join(policy.scope)}",
+                )
             )
             continue
         if not values:
@@ -54,13 +57,18 @@ def check_requested_quotas(policy: PolicyDocument, quotas: Mapping[str, Decimal]
     for name, amount in quotas.items():
         spec = policy.quotas.get(name)
         if spec is None:
-            problems.append(Problem(("requested_quotas", name), f"unknown quota; the program has: {', '.join(policy.quotas)}"))
+            problems.append(
+                Problem(("requested_quotas", name), f"unknown quota; the program has: {', '.join(policy.quotas)}")
+            )
             continue
         if amount <= 0:
             problems.append(Problem(("requested_quotas", name), "must be greater than zero"))
         elif amount > spec.per_pilot_cap:
             problems.append(
-                Problem(("requested_quotas", name), f"{amount} exceeds the per-pilot cap of {spec.per_pilot_cap} {spec.unit}")
+                Problem(
+                    ("requested_quotas", name),
+                    f"{amount} exceeds the per-pilot cap of {spec.per_pilot_cap} {spec.unit}",
+                )
             )
         elif spec.unit == "count" and amount != amount.to_integral_value():
             problems.append(Problem(("requested_quotas", name), "a count must be a whole number"))
@@ -76,7 +84,9 @@ def check_dates(policy: PolicyDocument, start_on: date, end_on: date) -> list[Pr
     months = policy.schedule.max_duration_months
     last = latest_end(start_on, months)
     if end_on > last:
-        return [Problem(("end_on",), f"the program allows at most {months} months: end on {last.isoformat()} or earlier")]
+        return [
+            Problem(("end_on",), f"the program allows at most {months} months: end on {last.isoformat()} or earlier")
+        ]
     return []
 
 
@@ -137,6 +147,9 @@ def grant_quotas(
             problems.append(Problem(("granted_quotas", name), "the policy in force no longer has this quota"))
         elif amount > spec.per_pilot_cap:
             problems.append(
-                Problem(("granted_quotas", name), f"{amount} exceeds the per-pilot cap of {spec.per_pilot_cap} in force today")
+                Problem(
+                    ("granted_quotas", name),
+                    f"{amount} exceeds the per-pilot cap of {spec.per_pilot_cap} in force today",
+                )
             )
     return result, problems

@@ -44,7 +44,7 @@ class Unit(StrEnum):
     CNY = "CNY"
     USD = "USD"
     ratio = "ratio"
-    count = "count"
+    count = "count"  # type: ignore[assignment]  # the unit's name; shadows str.count on purpose
     percent = "percent"
 
 

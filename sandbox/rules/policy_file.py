@@ -128,7 +128,9 @@ def parse_policy(text: str | bytes, source: str) -> PolicyDocument:
     if _names_a_file(source) and PurePath(source).stem != code:
         problems.append(
             PolicyProblem(
-                source, parsed.line_of(("program", "code")), "program.code",
+                source,
+                parsed.line_of(("program", "code")),
+                "program.code",
                 f"the file declares program {code} but is named {PurePath(source).name}; "
                 f"name it {code}{SUFFIX} (one file per program)",
             )
@@ -173,14 +175,18 @@ def parse_policies(
         if (info.code, info.version) in versions:
             problems.append(
                 PolicyProblem(
-                    name, None, "program.version",
+                    name,
+                    None,
+                    "program.version",
                     f"version {info.version} of {info.code} is also declared in {versions[info.code, info.version]}",
                 )
             )
         elif (info.code, info.effective_from) in starts:
             problems.append(
                 PolicyProblem(
-                    name, None, "program.effective_from",
+                    name,
+                    None,
+                    "program.effective_from",
                     f"{starts[info.code, info.effective_from]} declares another version of {info.code} "
                     f"taking effect on the same day, {info.effective_from.isoformat()}",
                 )

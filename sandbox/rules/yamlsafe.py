@@ -42,8 +42,8 @@ class _StrictLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
-        event = self.peek_event()
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         line = event.start_mark.line + 1 if event.start_mark else None
         if isinstance(event, yaml.AliasEvent):
             raise YamlProblem(line, "aliases (*name) are not allowed in policy files")
@@ -58,14 +58,14 @@ class _StrictLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 raise YamlProblem(line, f"nesting deeper than {MAX_DEPTH} levels")
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 raise YamlProblem(key_node.start_mark.line + 1, f"keys must be text, got {key!r}")
             if key in seen:
@@ -73,8 +73,11 @@ class _StrictLoader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep=True)
 
-    def construct_yaml_int(self, node: ScalarNode) -> int:  # type: ignore[override]
-        text = str(self.construct_scalar(node))  # type: ignore[no-untyped-call]
+    def construct_date_text(self, node: ScalarNode) -> str:
+        return str(self.construct_scalar(node))
+
+    def construct_yaml_int(self, node: ScalarNode) -> int:
+        text = str(self.construct_scalar(node))
         digits = text.lstrip("+-")
         if not digits.isascii() or not digits.isdigit():
             raise YamlProblem(node.start_mark.line + 1, f"{text!r} is not a plain decimal integer")
@@ -83,7 +86,7 @@ class _StrictLoader(yaml.SafeLoader):
         return int(text, 10)
 
     def construct_yaml_float(self, node: ScalarNode) -> Decimal:  # type: ignore[override]
-        text = str(self.construct_scalar(node))  # type: ignore[no-untyped-call]
+        text = str(self.construct_scalar(node))
         line = node.start_mark.line + 1
         try:
             value = Decimal(text)
@@ -92,7 +95,9 @@ class _StrictLoader(yaml.SafeLoader):
         if not value.is_finite():
             raise YamlProblem(line, f"{text!r} is not a finite number")
         if len(value.as_tuple().digits) > MAX_DIGITS or (value and abs(value.adjusted()) > MAX_EXPONENT):
-            raise YamlProblem(line, f"{text!r} is out of range (at most {MAX_DIGITS} digits, exponent within ±{MAX_EXPONENT})")
+            raise YamlProblem(
+                line, f"{text!r} is out of range (at most {MAX_DIGITS} digits, exponent within ±{MAX_EXPONENT})"
+            )
         return value
 
 
@@ -111,11 +116,13 @@ _StrictLoader.add_implicit_resolver(
     ),
     list("-+0123456789."),
 )
-_StrictLoader.add_implicit_resolver(_CORE + "timestamp", re.compile(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$"), list("0123456789"))
+_StrictLoader.add_implicit_resolver(
+    _CORE + "timestamp", re.compile(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$"), list("0123456789")
+)
 _StrictLoader.add_constructor(_CORE + "int", _StrictLoader.construct_yaml_int)
 _StrictLoader.add_constructor(_CORE + "float", _StrictLoader.construct_yaml_float)
 # Timestamps stay text; the schema parses dates itself, so "2026-01-01" and '2026-01-01' agree.
-_StrictLoader.add_constructor(_CORE + "timestamp", yaml.SafeLoader.construct_yaml_str)
+_StrictLoader.add_constructor(_CORE + "timestamp", _StrictLoader.construct_date_text)
 
 
 @dataclass(frozen=True)

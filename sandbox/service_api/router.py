@@ -24,7 +24,9 @@ def healthz(request: Request) -> JSONResponse:
     except SQLAlchemyError as exc:
         checks["database"] = {"status": "unreachable", "error": type(exc).__name__}
     healthy = all(check["status"] == "ok" for check in checks.values())
-    return JSONResponse({"status": "ok" if healthy else "degraded", "checks": checks}, status_code=200 if healthy else 503)
+    return JSONResponse(
+        {"status": "ok" if healthy else "degraded", "checks": checks}, status_code=200 if healthy else 503
+    )
 
 
 @router.get("/metrics")

@@ -119,14 +119,52 @@ def issue_token(session: Session, user: User, *, label: str, actor: Actor, at: d
     return IssuedToken(token, row)
 
 
-def revoke_token(session: Session, token_id: uuid.UUID, *, actor: Actor, at: datetime) -> ApiToken:
-    row = session.get(ApiToken, token_id)
-    if row is None:
-        raise NotFound("no such token")
-    if row.revoked_at is None:
+def get_user_by_email(session: Session, email: str) -> User:
+    user = repository.find_user_by_email(session, email)
+    if user is None:
+        raise NotFound(f"no user with email {email!r}")
+    return user
+
+
+def revoke_tokens(session: Session, user: User, *, prefix: str | None, actor: Actor, at: datetime) -> int:
+    """Revoke the user's live tokens (only the one starting with ``prefix`` when given)."""
+    tokens = [t for t in repository.list_tokens(session, user.id) if t.revoked_at is None]
+    if prefix is not None:
+        tokens = [t for t in tokens if t.prefix.startswith(prefix) or prefix.startswith(t.prefix)]
+        if not tokens:
+            raise NotFound(f"{user.email} has no live token starting with {prefix!r}")
+        if len(tokens) > 1:
+            raise Conflict(f"{len(tokens)} tokens start with {prefix!r}; give more characters")
+    for row in tokens:
         row.revoked_at = at
-        record(session, at=at, actor=actor, action="token.revoke", object_type="api_token", object_id=row.id)
-    return row
+        record(
+            session,
+            at=at,
+            actor=actor,
+            action="token.revoke",
+            object_type="api_token",
+            object_id=row.id,
+            after={"user_id": user.id, "prefix": row.prefix},
+        )
+    session.flush()
+    return len(tokens)
+
+
+def deactivate_user(session: Session, user: User, *, actor: Actor, at: datetime) -> User:
+    if user.is_active:
+        user.is_active = False
+        session.flush()
+        record(
+            session,
+            at=at,
+            actor=actor,
+            action="user.deactivate",
+            object_type="user",
+            object_id=user.id,
+            before={"is_active": True},
+            after={"is_active": False},
+        )
+    return user
 
 
 def actor_for(user: User) -> Actor:

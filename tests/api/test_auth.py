@@ -14,14 +14,14 @@ from sqlalchemy import func, select
 from sandbox.actor import SYSTEM
 from sandbox.db import Database, SandboxSession
 from sandbox.errors import Conflict, InvalidInput, NotFound, SandboxError
-from sandbox.models import ApiToken, Base, Institution, Role, User
+from sandbox.models import Base, Institution, Role, User
 from sandbox.user.service import (
     TOKEN_PREFIX,
     authenticate_token,
     check_password,
     create_user,
     issue_token,
-    revoke_token,
+    revoke_tokens,
 )
 from tests.support import NOW, Login
 
@@ -30,8 +30,14 @@ PROTECTED = "/api/v1/audit"
 
 def add_institution(session: SandboxSession, code: str) -> Institution:
     institution = Institution(
-        code=code, name=f"{code} Shanghai Branch", type="domestic_bank", uscc=f"{code:0>18}",
-        region="Shanghai", rating=2, created_at=NOW, updated_at=NOW,
+        code=code,
+        name=f"{code} Shanghai Branch",
+        type="domestic_bank",
+        uscc=f"{code:0>18}",
+        region="Shanghai",
+        rating=2,
+        created_at=NOW,
+        updated_at=NOW,
     )
     session.add(institution)
     session.flush()
@@ -74,12 +80,13 @@ def test_a_valid_token_authenticates_with_any_scheme_case(client: TestClient, lo
 def test_a_revoked_token_is_401(client: TestClient, database: Database, login: Callable[..., Login]) -> None:
     reviewer = login("reviewer")
     with database.unit_of_work() as session:
-        [token] = session.scalars(select(ApiToken).where(ApiToken.user_id == reviewer.user.id)).all()
-        revoke_token(session, token.id, actor=SYSTEM, at=NOW)
+        assert revoke_tokens(session, session.get_one(User, reviewer.user.id), prefix=None, actor=SYSTEM, at=NOW) == 1
     assert_unauthenticated(client, reviewer.headers)
 
 
-def test_a_token_of_an_inactive_user_is_401(client: TestClient, database: Database, login: Callable[..., Login]) -> None:
+def test_a_token_of_an_inactive_user_is_401(
+    client: TestClient, database: Database, login: Callable[..., Login]
+) -> None:
     reviewer = login("reviewer")
     with database.unit_of_work() as session:
         session.get_one(User, reviewer.user.id).is_active = False
@@ -87,10 +94,12 @@ def test_a_token_of_an_inactive_user_is_401(client: TestClient, database: Databa
 
 
 def test_revoking_one_token_leaves_the_users_other_tokens_working(session: SandboxSession) -> None:
-    user = create_user(session, email="approver@bureau.example", role=Role.approver, institution_code=None, actor=SYSTEM, at=NOW)
+    user = create_user(
+        session, email="approver@bureau.example", role=Role.approver, institution_code=None, actor=SYSTEM, at=NOW
+    )
     first = issue_token(session, user, label="laptop", actor=SYSTEM, at=NOW)
     second = issue_token(session, user, label="script", actor=SYSTEM, at=NOW)
-    revoke_token(session, first.record.id, actor=SYSTEM, at=NOW)
+    assert revoke_tokens(session, user, prefix=first.token[:14], actor=SYSTEM, at=NOW) == 1
     assert authenticate_token(session, second.token).user_id == user.id
     with pytest.raises(SandboxError) as refused:
         authenticate_token(session, first.token)
@@ -98,7 +107,9 @@ def test_revoking_one_token_leaves_the_users_other_tokens_working(session: Sandb
 
 
 def test_tokens_are_long_random_and_stored_only_as_a_hash(session: SandboxSession) -> None:
-    user = create_user(session, email="reviewer@bureau.example", role=Role.reviewer, institution_code=None, actor=SYSTEM, at=NOW)
+    user = create_user(
+        session, email="reviewer@bureau.example", role=Role.reviewer, institution_code=None, actor=SYSTEM, at=NOW
+    )
     issued = [issue_token(session, user, label=f"t{n}", actor=SYSTEM, at=NOW) for n in range(3)]
     session.flush()
 
@@ -119,15 +130,22 @@ def test_tokens_are_long_random_and_stored_only_as_a_hash(session: SandboxSessio
 
 def test_password_is_stored_as_argon2_and_verifies(session: SandboxSession) -> None:
     user = create_user(
-        session, email="admin@bureau.example", role=Role.admin, institution_code=None,
-        password="correct horse battery staple", actor=SYSTEM, at=NOW,
+        session,
+        email="admin@bureau.example",
+        role=Role.admin,
+        institution_code=None,
+        password="correct horse battery staple",
+        actor=SYSTEM,
+        at=NOW,
     )
     assert user.password_hash is not None and user.password_hash.startswith("$argon2id$")
     assert "correct horse" not in user.password_hash
     assert check_password(user, "correct horse battery staple")
     assert not check_password(user, "correct horse battery stapler")
 
-    without = create_user(session, email="nopass@bureau.example", role=Role.admin, institution_code=None, actor=SYSTEM, at=NOW)
+    without = create_user(
+        session, email="nopass@bureau.example", role=Role.admin, institution_code=None, actor=SYSTEM, at=NOW
+    )
     assert without.password_hash is None and not check_password(without, "")
 
 
@@ -138,8 +156,13 @@ def count_users(session: SandboxSession) -> int:
 def test_short_password_is_refused_and_no_user_written(session: SandboxSession) -> None:
     with pytest.raises(InvalidInput) as refused:
         create_user(
-            session, email="admin@bureau.example", role=Role.admin, institution_code=None,
-            password="eleven-char", actor=SYSTEM, at=NOW,
+            session,
+            email="admin@bureau.example",
+            role=Role.admin,
+            institution_code=None,
+            password="eleven-char",
+            actor=SYSTEM,
+            at=NOW,
         )
     assert refused.value.extra["errors"][0]["loc"] == ["password"]
     assert count_users(session) == 0
@@ -155,11 +178,22 @@ def test_short_password_is_refused_and_no_user_written(session: SandboxSession) 
         ("not-an-email", Role.reviewer, None, InvalidInput, "email"),
         ("two@@bureau.example", Role.reviewer, None, InvalidInput, "email"),
     ],
-    ids=["filer-without-institution", "institution-admin-without", "bureau-with-institution",
-         "unknown-institution", "not-an-email", "double-at"],
+    ids=[
+        "filer-without-institution",
+        "institution-admin-without",
+        "bureau-with-institution",
+        "unknown-institution",
+        "not-an-email",
+        "double-at",
+    ],
 )
 def test_create_user_refuses_inconsistent_users(
-    session: SandboxSession, email: str, role: Role, institution: str | None, error: type[SandboxError], field: str | None
+    session: SandboxSession,
+    email: str,
+    role: Role,
+    institution: str | None,
+    error: type[SandboxError],
+    field: str | None,
 ) -> None:
     add_institution(session, "BANK-A")
     with pytest.raises(error) as refused:
@@ -171,15 +205,21 @@ def test_create_user_refuses_inconsistent_users(
 
 
 def test_create_user_refuses_a_duplicate_email_whatever_its_case(session: SandboxSession) -> None:
-    create_user(session, email="Reviewer@Bureau.example", role=Role.reviewer, institution_code=None, actor=SYSTEM, at=NOW)
+    create_user(
+        session, email="Reviewer@Bureau.example", role=Role.reviewer, institution_code=None, actor=SYSTEM, at=NOW
+    )
     with pytest.raises(Conflict) as refused:
-        create_user(session, email="reviewer@bureau.EXAMPLE", role=Role.approver, institution_code=None, actor=SYSTEM, at=NOW)
+        create_user(
+            session, email="reviewer@bureau.EXAMPLE", role=Role.approver, institution_code=None, actor=SYSTEM, at=NOW
+        )
     assert refused.value.status == 409
     assert count_users(session) == 1
 
 
 def test_institution_user_acts_for_its_institution(session: SandboxSession) -> None:
     bank = add_institution(session, "BANK-A")
-    user = create_user(session, email="filer@bank-a.example", role=Role.filer, institution_code="BANK-A", actor=SYSTEM, at=NOW)
+    user = create_user(
+        session, email="filer@bank-a.example", role=Role.filer, institution_code="BANK-A", actor=SYSTEM, at=NOW
+    )
     actor = authenticate_token(session, issue_token(session, user, label="erp", actor=SYSTEM, at=NOW).token)
     assert (actor.role, actor.institution_id, actor.is_bureau) == (Role.filer, bank.id, False)

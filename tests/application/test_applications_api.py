@@ -42,11 +42,15 @@ def test_application_goes_from_draft_to_live_pilot_with_audit_trail(world: World
     assert asked.json()["state"] == "info_requested"
     answered = world.command(app["id"], "respond", world.bank_a, {"message": "Hard stop at 80% in the loan system."})
     assert answered.json()["state"] == "under_review"
-    recommended = world.command(app["id"], "recommend", world.reviewer, {"recommendation": "approve", "reason": "controls adequate"})
+    recommended = world.command(
+        app["id"], "recommend", world.reviewer, {"recommendation": "approve", "reason": "controls adequate"}
+    )
     assert recommended.json()["state"] == "recommended"
 
     approved = world.command(
-        app["id"], "approve", world.approver,
+        app["id"],
+        "approve",
+        world.approver,
         {"granted_quotas": {"exposure_limit": "4000000000"}, "conditions": ["Quarterly on-site review"]},
     )
     assert approved.status_code == 200, approved.text
@@ -61,11 +65,19 @@ def test_application_goes_from_draft_to_live_pilot_with_audit_trail(world: World
     thread = world.client.get(f"{API}/{app['id']}/messages", headers=world.bank_a.headers).json()
     assert [m["kind"] for m in thread["items"]] == ["question", "answer"]
 
-    audit = world.client.get("/api/v1/audit", params={"object_type": "application", "object_id": app["id"]}, headers=world.admin.headers).json()
+    audit = world.client.get(
+        "/api/v1/audit", params={"object_type": "application", "object_id": app["id"]}, headers=world.admin.headers
+    ).json()
     actions = [e["action"] for e in audit["items"]]
     assert actions == [
-        "application.create", "application.submit", "application.start-review", "application.message.question",
-        "application.request-info", "application.message.answer", "application.respond", "application.recommend",
+        "application.create",
+        "application.submit",
+        "application.start-review",
+        "application.message.question",
+        "application.request-info",
+        "application.message.answer",
+        "application.respond",
+        "application.recommend",
         "application.approve",
     ]
 
@@ -89,17 +101,29 @@ def test_create_refuses_smuggled_fields(world: World, database: Database, field:
         ({"requested_quotas": {}}, ["body", "requested_quotas", "exposure_limit"]),
         ({"requested_quotas": {"exposure_limit": "1,000"}}, ["body", "requested_quotas", "exposure_limit"]),
         ({"requested_quotas": {"exposure_limit": True}}, ["body", "requested_quotas", "exposure_limit"]),
-        ({"requested_scope": {**TECH_MA_SCOPE, "currencies": ["CNY", "USD"]}}, ["body", "requested_scope", "currencies"]),
+        (
+            {"requested_scope": {**TECH_MA_SCOPE, "currencies": ["CNY", "USD"]}},
+            ["body", "requested_scope", "currencies"],
+        ),
         ({"requested_scope": {**TECH_MA_SCOPE, "planets": ["Mars"]}}, ["body", "requested_scope", "planets"]),
-        ({"requested_scope": {k: v for k, v in TECH_MA_SCOPE.items() if k != "regions"}}, ["body", "requested_scope", "regions"]),
+        (
+            {"requested_scope": {k: v for k, v in TECH_MA_SCOPE.items() if k != "regions"}},
+            ["body", "requested_scope", "regions"],
+        ),
         ({"start_on": "2027-01-01", "end_on": "2026-12-31"}, ["body", "end_on"]),
         ({"start_on": "2027-01-01", "end_on": "2029-01-01"}, ["body", "end_on"]),
         ({"program": "SH-NOPE-X"}, ["body", "program"]),
     ],
 )
-def test_create_refuses_requests_outside_the_program(world: World, database: Database, overrides: dict[str, Any], loc: list[str]) -> None:
+def test_create_refuses_requests_outside_the_program(
+    world: World, database: Database, overrides: dict[str, Any], loc: list[str]
+) -> None:
     before = count(database, Application)
-    body = assert_problem(world.client.post(API, json=tech_ma_application(**overrides), headers=world.bank_a.headers), 422, "validation-error")
+    body = assert_problem(
+        world.client.post(API, json=tech_ma_application(**overrides), headers=world.bank_a.headers),
+        422,
+        "validation-error",
+    )
     assert loc in [e["loc"] for e in body["errors"]], body["errors"]
     assert count(database, Application) == before
 
@@ -126,7 +150,10 @@ def test_ineligible_institution_is_refused_with_every_failed_criterion(world: Wo
 
 def test_recommender_cannot_decide_four_eyes(world: World, database: Database) -> None:
     app = world.to_recommended(recommender=world.approver)
-    assert "approve" not in world.client.get(f"{API}/{app['id']}", headers=world.approver.headers).json()["allowed_commands"]
+    assert (
+        "approve"
+        not in world.client.get(f"{API}/{app['id']}", headers=world.approver.headers).json()["allowed_commands"]
+    )
     for command, body in (("approve", None), ("reject", {"reason": "no"})):
         problem = assert_problem(world.command(app["id"], command, world.approver, body), 403, "four-eyes")
         assert "another approver" in problem["detail"]
@@ -162,7 +189,9 @@ def test_stale_etag_is_refused_and_fresh_one_accepted(world: World) -> None:
     app = world.create()
     first = world.client.get(f"{API}/{app['id']}", headers=world.bank_a.headers)
     etag = first.headers["ETag"]
-    edited = world.client.patch(f"{API}/{app['id']}", json={"title": "Renamed"}, headers={**world.bank_a.headers, "If-Match": etag})
+    edited = world.client.patch(
+        f"{API}/{app['id']}", json={"title": "Renamed"}, headers={**world.bank_a.headers, "If-Match": etag}
+    )
     assert edited.status_code == 200 and edited.json()["title"] == "Renamed"
     assert edited.headers["ETag"] != etag
     stale = world.command(app["id"], "submit", world.bank_a, headers={"If-Match": etag})
@@ -175,10 +204,20 @@ def test_stale_etag_is_refused_and_fresh_one_accepted(world: World) -> None:
 def test_edit_is_checked_against_the_program_and_refuses_unknown_fields(world: World) -> None:
     app = world.create()
     url = f"{API}/{app['id']}"
-    assert_problem(world.client.patch(url, json={"requested_quotas": {"exposure_limit": "99000000000"}}, headers=world.bank_a.headers), 422, "validation-error")
-    assert_problem(world.client.patch(url, json={"status": "approved"}, headers=world.bank_a.headers), 422, "validation-error")
+    assert_problem(
+        world.client.patch(
+            url, json={"requested_quotas": {"exposure_limit": "99000000000"}}, headers=world.bank_a.headers
+        ),
+        422,
+        "validation-error",
+    )
+    assert_problem(
+        world.client.patch(url, json={"status": "approved"}, headers=world.bank_a.headers), 422, "validation-error"
+    )
     assert_problem(world.client.patch(url, json={"title": None}, headers=world.bank_a.headers), 422, "validation-error")
-    assert world.client.get(url, headers=world.bank_a.headers).json()["requested_quotas"] == {"exposure_limit": "5000000000"}
+    assert world.client.get(url, headers=world.bank_a.headers).json()["requested_quotas"] == {
+        "exposure_limit": "5000000000"
+    }
 
 
 def test_another_institutions_application_is_indistinguishable_from_a_missing_one(world: World) -> None:
@@ -197,15 +236,20 @@ def test_another_institutions_application_is_indistinguishable_from_a_missing_on
 def test_granted_scope_and_quotas_can_narrow_but_never_widen(world: World, database: Database) -> None:
     app = world.to_recommended()
     wider = world.command(
-        app["id"], "approve", world.approver,
+        app["id"],
+        "approve",
+        world.approver,
         {"granted_quotas": {"exposure_limit": "6000000000"}, "granted_scope": {"regions": ["Shanghai", "Jiangsu"]}},
     )
     body = assert_problem(wider, 422, "validation-error")
     assert {tuple(e["loc"]) for e in body["errors"]} == {
-        ("body", "granted_quotas", "exposure_limit"), ("body", "granted_scope", "regions"),
+        ("body", "granted_quotas", "exposure_limit"),
+        ("body", "granted_scope", "regions"),
     }
     assert count(database, Pilot) == 0
-    narrow = world.command(app["id"], "approve", world.approver, {"granted_scope": {"target_industries": ["integrated_circuits"]}})
+    narrow = world.command(
+        app["id"], "approve", world.approver, {"granted_scope": {"target_industries": ["integrated_circuits"]}}
+    )
     assert narrow.status_code == 200
     pilot = world.client.get(narrow.headers["Location"], headers=world.approver.headers).json()
     assert pilot["granted_scope"]["target_industries"] == ["integrated_circuits"]
@@ -220,7 +264,11 @@ def test_approval_past_the_aggregate_cap_is_refused_and_writes_nothing(world: Wo
     pilots, allocations, entries = count(database, Pilot), count(database, QuotaAllocation), count(database, AuditEntry)
     body = assert_problem(world.command(last["id"], "approve", world.approver), 409, "quota-exceeded")
     assert body["quota"] == "exposure_limit" and body["available"] == "5000000000"
-    assert (count(database, Pilot), count(database, QuotaAllocation), count(database, AuditEntry)) == (pilots, allocations, entries)
+    assert (count(database, Pilot), count(database, QuotaAllocation), count(database, AuditEntry)) == (
+        pilots,
+        allocations,
+        entries,
+    )
     assert world.client.get(f"{API}/{last['id']}", headers=world.approver.headers).json()["state"] == "recommended"
     ok = world.command(last["id"], "approve", world.approver, {"granted_quotas": {"exposure_limit": "5000000000"}})
     assert ok.status_code == 200, ok.text
@@ -232,7 +280,10 @@ def test_approving_against_a_reject_recommendation_needs_a_reason(world: World) 
     world.command(app["id"], "start-review", world.reviewer)
     world.command(app["id"], "recommend", world.reviewer, {"recommendation": "reject", "reason": "weak exit plan"})
     assert_problem(world.command(app["id"], "approve", world.approver), 422, "validation-error")
-    assert world.command(app["id"], "approve", world.approver, {"reason": "exit plan strengthened in annex"}).status_code == 200
+    assert (
+        world.command(app["id"], "approve", world.approver, {"reason": "exit plan strengthened in annex"}).status_code
+        == 200
+    )
 
 
 def test_submission_in_the_past_is_refused(world: World) -> None:
@@ -243,8 +294,19 @@ def test_submission_in_the_past_is_refused(world: World) -> None:
 
 def test_thread_is_shared_and_closed_after_decision(world: World) -> None:
     app = world.create()
-    note = world.client.post(f"{API}/{app['id']}/messages", json={"message": "Pre-filing question"}, headers=world.bank_a.headers)
+    note = world.client.post(
+        f"{API}/{app['id']}/messages", json={"message": "Pre-filing question"}, headers=world.bank_a.headers
+    )
     assert note.status_code == 201
-    assert world.client.post(f"{API}/{app['id']}/messages", json={"message": "x"}, headers=world.filer_a.headers).status_code == 403
+    assert (
+        world.client.post(
+            f"{API}/{app['id']}/messages", json={"message": "x"}, headers=world.filer_a.headers
+        ).status_code
+        == 403
+    )
     world.command(app["id"], "withdraw", world.bank_a, {"reason": "not now"})
-    assert_problem(world.client.post(f"{API}/{app['id']}/messages", json={"message": "late"}, headers=world.reviewer.headers), 409, "conflict")
+    assert_problem(
+        world.client.post(f"{API}/{app['id']}/messages", json={"message": "late"}, headers=world.reviewer.headers),
+        409,
+        "conflict",
+    )

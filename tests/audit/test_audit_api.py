@@ -23,8 +23,14 @@ def add_institution(database: Database, code: str) -> None:
     with database.unit_of_work() as session:
         session.add(
             Institution(
-                code=code, name=f"{code} Shanghai Branch", type="domestic_bank", uscc=f"{code:0>18}",
-                region="Shanghai", rating=2, created_at=NOW, updated_at=NOW,
+                code=code,
+                name=f"{code} Shanghai Branch",
+                type="domestic_bank",
+                uscc=f"{code:0>18}",
+                region="Shanghai",
+                rating=2,
+                created_at=NOW,
+                updated_at=NOW,
             )
         )
 
@@ -33,8 +39,14 @@ def record_changes(database: Database, changes: list[tuple[str, str]]) -> None:
     with database.unit_of_work() as session:
         for number, (object_type, object_id) in enumerate(changes):
             record(
-                session, at=NOW, actor=SYSTEM, action=f"{object_type}.update", object_type=object_type,
-                object_id=object_id, before={"n": number}, after={"n": number + 1},
+                session,
+                at=NOW,
+                actor=SYSTEM,
+                action=f"{object_type}.update",
+                object_type=object_type,
+                object_id=object_id,
+                before={"n": number},
+                after={"n": number + 1},
             )
 
 
@@ -67,7 +79,9 @@ def test_list_is_paginated_in_sequence_order(client: TestClient, database: Datab
     record_changes(database, [("pilot", f"p-{n}") for n in range(5)])
 
     pages = [
-        client.get(AUDIT, params={"object_type": "pilot", "offset": offset, "limit": 2}, headers=reviewer.headers).json()
+        client.get(
+            AUDIT, params={"object_type": "pilot", "offset": offset, "limit": 2}, headers=reviewer.headers
+        ).json()
         for offset in (0, 2, 4)
     ]
     assert [page["total"] for page in pages] == [5, 5, 5]
@@ -87,9 +101,7 @@ def test_list_refuses_bad_paging_and_filters(client: TestClient, reviewer: Login
 
 
 @pytest.mark.parametrize("path", [AUDIT, AUDIT + "/verify"])
-def test_audit_is_bureau_only(
-    client: TestClient, database: Database, login: Callable[..., Login], path: str
-) -> None:
+def test_audit_is_bureau_only(client: TestClient, database: Database, login: Callable[..., Login], path: str) -> None:
     add_institution(database, "BANK-A")
     filer = login("filer", "BANK-A")
     response = client.get(path, headers=filer.headers)

@@ -31,8 +31,14 @@ JSON_AFTER = bindparam("after", type_=JSONDocument)
 
 def touch(session: SandboxSession, object_id: str = "w-1", action: str = "widget.touch", **after: Any) -> None:
     record(
-        session, at=NOW, actor=SYSTEM, action=action, object_type="widget", object_id=object_id,
-        before=None, after=after or {"state": "touched"},
+        session,
+        at=NOW,
+        actor=SYSTEM,
+        action=action,
+        object_type="widget",
+        object_id=object_id,
+        before=None,
+        after=after or {"state": "touched"},
     )
 
 
@@ -166,7 +172,9 @@ def test_entry_carries_the_request_id_it_was_recorded_under(database: Database) 
 
 def test_verify_detects_an_edited_entry(database: Database, connection: Connection) -> None:
     commit_entries(database, 4)
-    connection.execute(text("UPDATE audit_entries SET after = :after WHERE seq = 2").bindparams(JSON_AFTER), {"after": {"n": 200}})
+    connection.execute(
+        text("UPDATE audit_entries SET after = :after WHERE seq = 2").bindparams(JSON_AFTER), {"after": {"n": 200}}
+    )
     report = verify(database)
     assert (report.ok, report.first_bad_seq, report.checked) == (False, 2, 1)
     assert "altered" in (report.problem or "")
@@ -218,8 +226,17 @@ def test_verify_detects_an_entry_appended_outside_the_log(database: Database) ->
     with database.unit_of_work() as session:
         last = session.get_one(AuditEntry, 2)
         forged = AuditEntry(
-            seq=3, at=NOW, actor_id=None, actor="system", action="widget.touch", object_type="widget",
-            object_id="w-forged", before=None, after={"n": 3}, request_id=None, prev_hash=last.hash,
+            seq=3,
+            at=NOW,
+            actor_id=None,
+            actor="system",
+            action="widget.touch",
+            object_type="widget",
+            object_id="w-forged",
+            before=None,
+            after={"n": 3},
+            request_id=None,
+            prev_hash=last.hash,
         )
         forged.hash = entry_hash(hashed_fields(forged))
         session.add(forged)
@@ -265,4 +282,3 @@ def test_concurrent_committing_writers_keep_the_chain_gapless_on_postgresql(tmp_
         assert verify(database) == ChainReport(ok=True, checked=writers * units)
     finally:
         temp.drop()
-

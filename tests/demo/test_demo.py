@@ -35,7 +35,13 @@ def test_demo_builds_a_spread_of_states_through_the_services(empty: TempDatabase
         assert verify_chain(session).ok
     assert pilots == {"active": 5, "suspended": 1, "approved": 1}
     assert applications == {
-        "approved": 7, "draft": 1, "submitted": 1, "recommended": 1, "info_requested": 1, "rejected": 1, "withdrawn": 1,
+        "approved": 7,
+        "draft": 1,
+        "submitted": 1,
+        "recommended": 1,
+        "info_requested": 1,
+        "rejected": 1,
+        "withdrawn": 1,
     }
     assert roles == {r.value for r in Role}
     assert any("BANK-C" in note and "not eligible" in note for note in result.notes)

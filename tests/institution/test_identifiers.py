@@ -72,7 +72,9 @@ def test_uscc_refusals_say_why(value: str, reason: str) -> None:
 def test_uscc_with_correct_outer_check_but_wrong_organisation_check_is_refused() -> None:
     first17 = "91350100M000100Y5"  # organisation-code check should be '4'
     code = first17 + uscc_check_char(first17)
-    with pytest.raises(ValueError, match=r"bad organisation-code check: positions 9-17 \(M000100Y5\) should end in '4'"):
+    with pytest.raises(
+        ValueError, match=r"bad organisation-code check: positions 9-17 \(M000100Y5\) should end in '4'"
+    ):
         validate_uscc(code)
 
 
@@ -83,7 +85,12 @@ def test_make_uscc_builds_codes_that_validate() -> None:
 
 @pytest.mark.parametrize(
     ("prefix", "division", "body"),
-    [("9", "310000", "MA1FL0AB"), ("9I", "310000", "MA1FL0AB"), ("91", "31000A", "MA1FL0AB"), ("91", "310000", "MA1FL0A")],
+    [
+        ("9", "310000", "MA1FL0AB"),
+        ("9I", "310000", "MA1FL0AB"),
+        ("91", "31000A", "MA1FL0AB"),
+        ("91", "310000", "MA1FL0A"),
+    ],
 )
 def test_make_uscc_refuses_malformed_parts(prefix: str, division: str, body: str) -> None:
     with pytest.raises(ValueError):
@@ -162,7 +169,9 @@ def test_any_adjacent_transposition_of_a_uscc_is_refused(code: str, position: in
 
 
 @given(lei_codes, st.integers(0, 19), st.data())
-def test_any_same_class_single_character_change_of_an_lei_is_refused(code: str, position: int, data: st.DataObject) -> None:
+def test_any_same_class_single_character_change_of_an_lei_is_refused(
+    code: str, position: int, data: st.DataObject
+) -> None:
     # Guaranteed by MOD 97-10 only when the digit string keeps its length: digit for digit, letter
     # for letter (the change is (difference < 97) * 10^k, never 0 mod 97).
     pool = "0123456789" if code[position].isdigit() else "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -153,7 +153,11 @@ def test_create_body_accepts_edge_values_and_normalises() -> None:
     )
     assert data.name == "中国甲银行股份有限公司上海市分行"
     assert (data.uscc, data.lei) == (GOOD_USCC, GOOD_LEI)
-    assert (str(data.capital_adequacy_ratio), str(data.npl_ratio), str(data.solvency_comprehensive)) == ("1", "0", "2.1")
+    assert (str(data.capital_adequacy_ratio), str(data.npl_ratio), str(data.solvency_comprehensive)) == (
+        "1",
+        "0",
+        "2.1",
+    )
     assert data.contact_emails == ["risk@bank-a.example", "风险@bank-a.example"]
 
 
@@ -299,7 +303,9 @@ def test_patch_honours_if_match_and_audits_the_change(
 ) -> None:
     bank_a = seed(database, "BANK-A")
     response = client.patch(
-        f"{URL}/{bank_a}", json={"status": "suspended", "npl_ratio": 0.021}, headers={**admin.headers, "If-Match": '"v1"'}
+        f"{URL}/{bank_a}",
+        json={"status": "suspended", "npl_ratio": 0.021},
+        headers={**admin.headers, "If-Match": '"v1"'},
     )
     assert response.status_code == 200, response.text
     assert response.headers["ETag"] == '"v2"'
@@ -338,7 +344,9 @@ def test_patch_refusals_write_nothing(
     for who, body, status, slug in cases:
         assert_problem(client.patch(f"{URL}/{bank_a}", json=body, headers=who.headers), status, slug)
     assert_problem(
-        client.patch(f"{URL}/{bank_a}", json={"rating": 3}, headers={**admin.headers, "If-Match": "v1"}), 400, "bad-request"
+        client.patch(f"{URL}/{bank_a}", json={"rating": 3}, headers={**admin.headers, "If-Match": "v1"}),
+        400,
+        "bad-request",
     )
     assert counts(session) == before
 
@@ -349,7 +357,9 @@ def test_an_institution_admin_updates_its_contacts(
     bank_a = seed(database, "BANK-A")
     own_admin = login("institution_admin", "BANK-A")
     response = client.patch(
-        f"{URL}/{bank_a}", json={"contact_emails": ["Risk@Bank-A.example", "ops@bank-a.example"]}, headers=own_admin.headers
+        f"{URL}/{bank_a}",
+        json={"contact_emails": ["Risk@Bank-A.example", "ops@bank-a.example"]},
+        headers=own_admin.headers,
     )
     assert response.status_code == 200, response.text
     assert response.json()["contact_emails"] == ["risk@bank-a.example", "ops@bank-a.example"]

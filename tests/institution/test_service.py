@@ -108,7 +108,9 @@ def test_admin_registers_an_institution_and_the_creation_is_audited(session: San
 
 
 @pytest.mark.parametrize("role", ["reviewer", "approver", "supervisor"])
-def test_only_a_bureau_admin_registers_institutions(session: SandboxSession, login: Callable[..., Login], role: str) -> None:
+def test_only_a_bureau_admin_registers_institutions(
+    session: SandboxSession, login: Callable[..., Login], role: str
+) -> None:
     with pytest.raises(PermissionDenied, match="needs the role admin"):
         create_institution(session, InstitutionCreate(**create_body()), actor=login(role).actor, at=NOW)
     assert count(session, Institution) == 0
@@ -138,7 +140,9 @@ def test_a_major_penalty_in_the_future_is_refused(session: SandboxSession, admin
 def test_update_audits_only_the_fields_that_changed_and_bumps_the_version(
     session: SandboxSession, admin: Login, bank_a: Institution
 ) -> None:
-    data = InstitutionUpdate.model_validate({"rating": 3, "npl_ratio": "0.0130", "region": "Shanghai", "status": "suspended"})
+    data = InstitutionUpdate.model_validate(
+        {"rating": 3, "npl_ratio": "0.0130", "region": "Shanghai", "status": "suspended"}
+    )
     updated = update_institution(session, bank_a.id, data, actor=admin.actor, at=NOW, expected_version=1)
     session.commit()
 
@@ -150,7 +154,9 @@ def test_update_audits_only_the_fields_that_changed_and_bumps_the_version(
     assert update.after == {"rating": 3, "status": "suspended"}
 
 
-def test_an_update_that_changes_nothing_writes_nothing(session: SandboxSession, admin: Login, bank_a: Institution) -> None:
+def test_an_update_that_changes_nothing_writes_nothing(
+    session: SandboxSession, admin: Login, bank_a: Institution
+) -> None:
     before = count(session, AuditEntry)
     unchanged = update_institution(
         session, bank_a.id, InstitutionUpdate(name=bank_a.name), actor=admin.actor, at=NOW, expected_version=None
@@ -166,17 +172,25 @@ def test_null_clears_an_optional_field(session: SandboxSession, admin: Login, ba
     assert (updated.lei, updated.capital_adequacy_ratio) == (None, None)
 
 
-def test_a_stale_version_is_refused_and_nothing_changes(session: SandboxSession, admin: Login, bank_a: Institution) -> None:
+def test_a_stale_version_is_refused_and_nothing_changes(
+    session: SandboxSession, admin: Login, bank_a: Institution
+) -> None:
     update_institution(session, bank_a.id, InstitutionUpdate(rating=3), actor=admin.actor, at=NOW, expected_version=1)
     with pytest.raises(PreconditionFailed, match="your version 1, current 2"):
-        update_institution(session, bank_a.id, InstitutionUpdate(rating=5), actor=admin.actor, at=NOW, expected_version=1)
+        update_institution(
+            session, bank_a.id, InstitutionUpdate(rating=5), actor=admin.actor, at=NOW, expected_version=1
+        )
     assert bank_a.rating == 3
 
 
-def test_changing_uscc_to_another_institutions_is_a_conflict(session: SandboxSession, admin: Login, bank_a: Institution) -> None:
+def test_changing_uscc_to_another_institutions_is_a_conflict(
+    session: SandboxSession, admin: Login, bank_a: Institution
+) -> None:
     bank_b = create_institution(session, InstitutionCreate(**create_body("BANK-B")), actor=SYSTEM, at=NOW)
     with pytest.raises(Conflict) as caught:
-        update_institution(session, bank_b.id, InstitutionUpdate(uscc=bank_a.uscc), actor=admin.actor, at=NOW, expected_version=None)
+        update_institution(
+            session, bank_b.id, InstitutionUpdate(uscc=bank_a.uscc), actor=admin.actor, at=NOW, expected_version=None
+        )
     assert caught.value.extra["field"] == "uscc"
     assert bank_b.uscc != bank_a.uscc
 
@@ -186,12 +200,22 @@ def test_an_institution_admin_manages_only_its_own_contacts(
 ) -> None:
     own = login("institution_admin", "BANK-A")
     updated = update_institution(
-        session, bank_a.id, InstitutionUpdate(contact_emails=["Ops@Bank-A.example"]), actor=own.actor, at=NOW, expected_version=None
+        session,
+        bank_a.id,
+        InstitutionUpdate(contact_emails=["Ops@Bank-A.example"]),
+        actor=own.actor,
+        at=NOW,
+        expected_version=None,
     )
     assert updated.contact_emails == ["ops@bank-a.example"]
     with pytest.raises(PermissionDenied, match="may change only contact_emails; not rating, status"):
         update_institution(
-            session, bank_a.id, InstitutionUpdate.model_validate({"rating": 1, "status": "active"}), actor=own.actor, at=NOW, expected_version=None
+            session,
+            bank_a.id,
+            InstitutionUpdate.model_validate({"rating": 1, "status": "active"}),
+            actor=own.actor,
+            at=NOW,
+            expected_version=None,
         )
     filer = login("filer", "BANK-A")
     with pytest.raises(PermissionDenied):
@@ -245,8 +269,14 @@ def test_get_by_code(session: SandboxSession, bank_a: Institution) -> None:
 def test_facts_carry_what_eligibility_reads(session: SandboxSession, admin: Login) -> None:
     data = InstitutionCreate(
         **create_body(
-            "INS-D", type="insurer", rating=1, capital_adequacy_ratio=None, npl_ratio=None,
-            solvency_comprehensive="2.10", solvency_core="1.60", last_major_penalty_on="2024-03-14",
+            "INS-D",
+            type="insurer",
+            rating=1,
+            capital_adequacy_ratio=None,
+            npl_ratio=None,
+            solvency_comprehensive="2.10",
+            solvency_core="1.60",
+            last_major_penalty_on="2024-03-14",
         )
     )
     institution = create_institution(session, data, actor=admin.actor, at=NOW)

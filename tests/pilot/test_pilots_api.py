@@ -15,7 +15,14 @@ from tests.world import World
 API = "/api/v1/pilots"
 
 
-def cmd(world: World, pilot: dict[str, Any], command: str, login: Any, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Any:
+def cmd(
+    world: World,
+    pilot: dict[str, Any],
+    command: str,
+    login: Any,
+    body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Any:
     return world.client.post(f"{API}/{pilot['id']}/{command}", json=body, headers={**login.headers, **(headers or {})})
 
 
@@ -26,7 +33,12 @@ def scan(database: Database, day: date) -> Any:
 
 def live_total(database: Database) -> int:
     with database.sessions() as session:
-        return int(session.scalar(select(func.count()).select_from(QuotaAllocation).where(QuotaAllocation.released_at.is_(None))) or 0)
+        return int(
+            session.scalar(
+                select(func.count()).select_from(QuotaAllocation).where(QuotaAllocation.released_at.is_(None))
+            )
+            or 0
+        )
 
 
 def test_scan_activates_on_start_date_and_is_idempotent(world: World, database: Database) -> None:
@@ -56,10 +68,18 @@ def test_suspend_resume_complete_by_the_right_roles(world: World, database: Data
 
 
 def test_ending_a_pilot_frees_its_quota_for_others(world: World) -> None:
-    pilots = [world.to_pilot(login, requested_quotas={"exposure_limit": "15000000000"}) for login in (world.bank_a, world.bank_b, world.bank_d)]
+    pilots = [
+        world.to_pilot(login, requested_quotas={"exposure_limit": "15000000000"})
+        for login in (world.bank_a, world.bank_b, world.bank_d)
+    ]
     blocked = world.to_recommended(world.bank_a, requested_quotas={"exposure_limit": "15000000000"})
     assert_problem(world.command(blocked["id"], "approve", world.approver), 409, "quota-exceeded")
-    assert cmd(world, pilots[0], "terminate", world.approver, {"reason": "institution breached conditions"}).json()["state"] == "terminated"
+    assert (
+        cmd(world, pilots[0], "terminate", world.approver, {"reason": "institution breached conditions"}).json()[
+            "state"
+        ]
+        == "terminated"
+    )
     assert world.command(blocked["id"], "approve", world.approver).status_code == 200
 
 
@@ -75,11 +95,21 @@ def test_extension_within_program_limits(world: World) -> None:
     pilot = world.to_pilot(start_on="2026-12-01", end_on="2028-11-30")
     too_far = cmd(world, pilot, "extend", world.approver, {"end_on": "2029-12-31", "reason": "more time"})
     assert_problem(too_far, 422, "validation-error")
-    assert_problem(cmd(world, pilot, "extend", world.approver, {"end_on": "2028-01-01", "reason": "shorter"}), 422, "validation-error")
+    assert_problem(
+        cmd(world, pilot, "extend", world.approver, {"end_on": "2028-01-01", "reason": "shorter"}),
+        422,
+        "validation-error",
+    )
     ok = cmd(world, pilot, "extend", world.approver, {"end_on": "2029-11-30", "reason": "book still ramping up"})
     assert ok.status_code == 200, ok.text
-    assert ok.json()["end_on"] == "2029-11-30" and ok.json()["original_end_on"] == "2028-11-30" and ok.json()["extensions"] == 1
-    body = assert_problem(cmd(world, pilot, "extend", world.approver, {"end_on": "2029-12-31", "reason": "again"}), 409, "conflict")
+    assert (
+        ok.json()["end_on"] == "2029-11-30"
+        and ok.json()["original_end_on"] == "2028-11-30"
+        and ok.json()["extensions"] == 1
+    )
+    body = assert_problem(
+        cmd(world, pilot, "extend", world.approver, {"end_on": "2029-12-31", "reason": "again"}), 409, "conflict"
+    )
     assert body["max_extensions"] == 1
 
 
@@ -87,8 +117,16 @@ def test_stale_if_match_on_a_pilot_command(world: World) -> None:
     pilot = world.to_pilot()
     etag = world.client.get(f"{API}/{pilot['id']}", headers=world.approver.headers).headers["ETag"]
     cmd(world, pilot, "extend", world.approver, {"end_on": "2029-11-30", "reason": "r"}, headers={"If-Match": etag})
-    assert_problem(cmd(world, pilot, "terminate", world.approver, {"reason": "r"}, headers={"If-Match": etag}), 412, "precondition-failed")
-    assert_problem(cmd(world, pilot, "terminate", world.approver, {"reason": "r"}, headers={"If-Match": "garbage"}), 400, "bad-request")
+    assert_problem(
+        cmd(world, pilot, "terminate", world.approver, {"reason": "r"}, headers={"If-Match": etag}),
+        412,
+        "precondition-failed",
+    )
+    assert_problem(
+        cmd(world, pilot, "terminate", world.approver, {"reason": "r"}, headers={"If-Match": "garbage"}),
+        400,
+        "bad-request",
+    )
 
 
 def test_scan_expires_pilots_past_their_end_date(world: World, database: Database) -> None:

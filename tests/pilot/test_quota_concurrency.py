@@ -37,7 +37,9 @@ def committed(backend: str, tmp_path: Path) -> Iterator[TempDatabase]:
 
 def _actor(db: Database, role: Role, institution: str | None = None, n: int = 0) -> Actor:
     with db.unit_of_work() as session:
-        user = create_user(session, email=f"{role.value}{n}@x.example", role=role, institution_code=institution, actor=SYSTEM, at=NOW)
+        user = create_user(
+            session, email=f"{role.value}{n}@x.example", role=role, institution_code=institution, actor=SYSTEM, at=NOW
+        )
         return actor_for(user)
 
 
@@ -69,7 +71,9 @@ def test_concurrent_approvals_never_pass_the_aggregate_cap(committed: TempDataba
         barrier.wait()
         try:
             with db.unit_of_work() as session:
-                applications.approve(session, ids[index], ApproveBody(), actor=approvers[index], at=NOW, expected_version=None)
+                applications.approve(
+                    session, ids[index], ApproveBody(), actor=approvers[index], at=NOW, expected_version=None
+                )
             result = "approved"
         except QuotaExceeded:
             result = "quota"

@@ -92,7 +92,9 @@ def test_loading_is_audited(database: Database) -> None:
 
 
 def test_one_bad_file_among_good_ones_loads_nothing(session: Session) -> None:
-    bad = TECH_MA.replace("  min_rating: 3\n", "  min_rating: 3\n  min_ratting: 2\n").replace("frequency: monthly", "frequency: weekly")
+    bad = TECH_MA.replace("  min_rating: 3\n", "  min_rating: 3\n  min_ratting: 2\n").replace(
+        "frequency: monthly", "frequency: weekly"
+    )
     with pytest.raises(InvalidInput) as caught:
         load(session, ("SH-PEN-CPA.yaml", PEN_CPA), ("SH-TECH-MA.yaml", bad))
     errors = caught.value.extra["errors"]
@@ -108,7 +110,9 @@ def test_one_bad_file_among_good_ones_loads_nothing(session: Session) -> None:
 def test_a_bad_file_leaves_the_versions_in_force_untouched(session: Session) -> None:
     load(session, ("SH-TECH-MA.yaml", TECH_MA), ("SH-PEN-CPA.yaml", PEN_CPA))
     newer = new_version("2026.2", date(2027, 1, 1))
-    bad_pension = PEN_CPA.replace("    per_pilot_cap: 200000\n    aggregate_cap: 600000\n", "    per_pilot_cap: 200000\n    aggregate_cap: 1\n")
+    bad_pension = PEN_CPA.replace(
+        "    per_pilot_cap: 200000\n    aggregate_cap: 600000\n", "    per_pilot_cap: 200000\n    aggregate_cap: 1\n"
+    )
     with pytest.raises(InvalidInput):
         load(session, ("SH-TECH-MA.yaml", newer), ("SH-PEN-CPA.yaml", bad_pension), at=LATER)
     program = get_program(session, "SH-TECH-MA")
@@ -122,7 +126,10 @@ def test_same_version_label_with_other_content_is_refused_and_nothing_is_written
     with pytest.raises(Conflict) as caught:
         load(session, ("SH-PEN-CPA.yaml", PEN_CPA), ("SH-TECH-MA.yaml", changed), at=LATER)
     assert caught.value.status == 409
-    assert caught.value.detail == "version 2025.1 of SH-TECH-MA is already loaded with different content; bump program.version"
+    assert (
+        caught.value.detail
+        == "version 2025.1 of SH-TECH-MA is already loaded with different content; bump program.version"
+    )
     assert caught.value.extra["conflicts"] == [{"source": "SH-TECH-MA.yaml", "message": caught.value.detail}]
     assert (count(session, Program), count(session, PolicyVersion)) == (1, 1)
 
@@ -138,9 +145,12 @@ def test_a_newer_version_is_in_force_only_from_its_effective_date(database: Data
     with database.unit_of_work() as session:
         load(session, ("SH-TECH-MA.yaml", TECH_MA))
     newer = new_version(
-        "2026.2", date(2027, 1, 1),
-        **{"title: Technology-enterprise M&A loans": "title: Technology-enterprise M&A and buy-out loans",
-           "    per_pilot_cap: 15000000000\n": "    per_pilot_cap: 18000000000\n"},
+        "2026.2",
+        date(2027, 1, 1),
+        **{
+            "title: Technology-enterprise M&A loans": "title: Technology-enterprise M&A and buy-out loans",
+            "    per_pilot_cap: 15000000000\n": "    per_pilot_cap: 18000000000\n",
+        },
     )
     with database.unit_of_work() as session:
         report = load(session, ("SH-TECH-MA.yaml", newer), at=LATER)
@@ -153,10 +163,12 @@ def test_a_newer_version_is_in_force_only_from_its_effective_date(database: Data
         in_force = policy_in_force(session, program, date(2027, 1, 1))
         assert policy_document(in_force).quotas["exposure_limit"].per_pilot_cap == 18000000000
         audit = session.scalars(select(AuditEntry).where(AuditEntry.action == "program.update")).all()
-    assert [(a.before, a.after) for a in audit] == [(
-        {"title": "Technology-enterprise M&A loans", "area": "technology_finance"},
-        {"title": "Technology-enterprise M&A and buy-out loans", "area": "technology_finance", "version": "2026.2"},
-    )]
+    assert [(a.before, a.after) for a in audit] == [
+        (
+            {"title": "Technology-enterprise M&A loans", "area": "technology_finance"},
+            {"title": "Technology-enterprise M&A and buy-out loans", "area": "technology_finance", "version": "2026.2"},
+        )
+    ]
 
 
 def test_a_new_version_cannot_take_effect_before_the_latest_one(session: Session) -> None:
@@ -214,7 +226,9 @@ def test_cli_validate_exits_0_for_the_shipped_policies() -> None:
 
 
 def test_cli_validate_exits_2_and_prints_every_problem(tmp_path: Path) -> None:
-    (tmp_path / "SH-TECH-MA.yaml").write_text(TECH_MA.replace("frequency: monthly", "frequency: weekly"), encoding="utf-8")
+    (tmp_path / "SH-TECH-MA.yaml").write_text(
+        TECH_MA.replace("frequency: monthly", "frequency: weekly"), encoding="utf-8"
+    )
     (tmp_path / "SH-PEN-CPA.yaml").write_text("a: &x 1\n", encoding="utf-8")
     result = runner.invoke(policies_cli, ["validate", str(tmp_path)])
     assert result.exit_code == 2
@@ -239,7 +253,9 @@ def test_cli_load_is_all_or_nothing_then_idempotent(tmp_path: Path) -> None:
     folder = tmp_path / "policies"
     folder.mkdir()
     (folder / "SH-TECH-MA.yaml").write_text(TECH_MA, encoding="utf-8")
-    (folder / "SH-PEN-CPA.yaml").write_text(PEN_CPA.replace("frequency: monthly", "frequency: weekly"), encoding="utf-8")
+    (folder / "SH-PEN-CPA.yaml").write_text(
+        PEN_CPA.replace("frequency: monthly", "frequency: weekly"), encoding="utf-8"
+    )
 
     refused = runner.invoke(policies_cli, ["load", str(folder)], env=env)
     assert refused.exit_code == 2
@@ -251,7 +267,8 @@ def test_cli_load_is_all_or_nothing_then_idempotent(tmp_path: Path) -> None:
     first = runner.invoke(policies_cli, ["load", str(folder)], env=env)
     assert first.exit_code == 0, first.output
     assert [line.split()[:3] for line in first.stdout.splitlines()[:2]] == [
-        ["new", "SH-PEN-CPA", "2025.1"], ["new", "SH-TECH-MA", "2025.1"],
+        ["new", "SH-PEN-CPA", "2025.1"],
+        ["new", "SH-TECH-MA", "2025.1"],
     ]
     again = runner.invoke(policies_cli, ["load", str(folder)], env=env)
     assert again.exit_code == 0

@@ -113,7 +113,9 @@ def test_yaml_1_1_surprises_stay_text() -> None:
 
 
 def test_line_of_follows_a_pydantic_location_to_its_line() -> None:
-    document = load_strict("program:\n  code: X\nquotas:\n  exposure_limit:\n    unit: CNY\n    per_pilot_cap: 5\nlist:\n  - a\n  - b\n")
+    document = load_strict(
+        "program:\n  code: X\nquotas:\n  exposure_limit:\n    unit: CNY\n    per_pilot_cap: 5\nlist:\n  - a\n  - b\n"
+    )
     assert document.line_of(("quotas", "exposure_limit", "per_pilot_cap")) == 6
     assert document.line_of(("list", 1)) == 9
     assert document.line_of(("quotas", "missing_key")) == 4  # nearest parent
