@@ -10,12 +10,16 @@ from sandbox.api import problems
 from sandbox.api.middleware import BodyLimitMiddleware, HttpMetrics, RequestContextMiddleware
 from sandbox.application.router import router as application_router
 from sandbox.audit.router import router as audit_router
+from sandbox.breaker.router import router as breaker_router
 from sandbox.clock import Clock, clock_for
 from sandbox.config import Settings
 from sandbox.db import Database
+from sandbox.evaluation.router import router as evaluation_router
+from sandbox.filing.router import router as filing_router
 from sandbox.institution.router import router as institution_router
 from sandbox.pilot.router import router as pilot_router
 from sandbox.program.router import router as program_router
+from sandbox.program.calendars import load_calendars
 from sandbox.public.router import router as public_router
 from sandbox.service_api.router import router as service_router
 
@@ -40,6 +44,7 @@ def create_app(
     app.state.database = database
     app.state.clock = clock or clock_for(settings.now)
     app.state.metrics = HttpMetrics()
+    app.state.calendars = load_calendars(settings.policies_dir)
 
     problems.install(app)
     for router in (
@@ -47,6 +52,9 @@ def create_app(
         program_router,
         application_router,
         pilot_router,
+        filing_router,
+        evaluation_router,
+        breaker_router,
         audit_router,
         public_router,
     ):

@@ -1,14 +1,28 @@
 """The daily scan: every time-driven change, for an explicit as-of date, idempotent (running it
-twice for the same date changes nothing the second time)."""
+twice for the same date changes nothing the second time).
+
+It activates pilots whose start date has come, expires those past their end date, and judges
+every period whose filing is missing past its due date plus grace (working days): the rules
+see the period as unfiled, so each acts per its on_missing setting, and the built-in
+"filing.filed" is false for rules that watch for missing filings."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sandbox.evaluation import repository as evaluations
+from sandbox.evaluation.service import evaluate_period, policy_for_period
+from sandbox.filing import repository as filings
+from sandbox.models import Pilot, PilotState
 from sandbox.pilot.service import activate_due, expire_past_end
+from sandbox.program.service import NoPolicyInForce, policy_document
+from sandbox.rules.calendar import WorkingCalendar, days_late, due_date
+from sandbox.rules.periods import expected_periods
 
 
 @dataclass
@@ -16,10 +30,48 @@ class ScanReport:
     as_of: date
     activated: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
+    overdue: list[str] = field(default_factory=list)  # "<pilot reference> <period>"
+    notes: list[str] = field(default_factory=list)
 
 
-def run_scan(session: Session, *, as_of: date, at: datetime) -> ScanReport:
+def run_scan(session: Session, *, as_of: date, at: datetime, calendars: Mapping[str, WorkingCalendar]) -> ScanReport:
     report = ScanReport(as_of)
     report.expired = [p.reference for p in expire_past_end(session, as_of=as_of, at=at)]
     report.activated = [p.reference for p in activate_due(session, as_of=as_of, at=at)]
+    live = session.scalars(
+        select(Pilot).where(Pilot.state.in_([PilotState.active, PilotState.suspended])).order_by(Pilot.reference)
+    ).all()
+    for pilot in live:
+        _overdue(session, pilot, as_of=as_of, at=at, calendars=calendars, report=report)
     return report
+
+
+def _overdue(
+    session: Session, pilot: Pilot, *, as_of: date, at: datetime, calendars: Mapping[str, WorkingCalendar], report: ScanReport
+) -> None:
+    filed = filings.filed_periods(session, pilot.id)
+    first = expected_periods(pilot.start_on, pilot.start_on, "monthly")[0]
+    try:
+        frequency = policy_document(policy_for_period(session, pilot, first)).schedule.frequency
+    except NoPolicyInForce:
+        report.notes.append(f"{pilot.reference}: no policy in force for its first period")
+        return
+    for period in expected_periods(pilot.start_on, min(pilot.end_on, as_of), frequency):
+        if period.label in filed or period.end >= as_of:
+            continue
+        try:
+            schedule = policy_document(policy_for_period(session, pilot, period)).schedule
+        except NoPolicyInForce:
+            continue
+        calendar = calendars.get(schedule.calendar)
+        if calendar is None:
+            report.notes.append(f"{pilot.reference}: calendar {schedule.calendar!r} missing; deadlines not checked")
+            return
+        due = due_date(period, schedule.due_business_days, calendar)
+        acts_on = calendar.add_working_days(due.date, schedule.grace_days).date if schedule.grace_days else due.date
+        if as_of <= acts_on or evaluations.has_evaluation(session, pilot.id, period.label):
+            continue
+        evaluate_period(
+            session, pilot, period, trigger="missing", filing_version=None, at=at, days_late_unfiled=days_late(as_of, due.date)
+        )
+        report.overdue.append(f"{pilot.reference} {period.label}")

@@ -9,6 +9,7 @@ from sandbox.actor import SYSTEM
 from sandbox.cli import common
 from sandbox.errors import InvalidInput
 from sandbox.program.service import LoadStatus, load_policies
+from sandbox.rules.policytest import run_policy_tests
 from sandbox.rules.policy_file import (
     PolicyFileError,
     PolicyProblem,
@@ -94,3 +95,27 @@ def load(path: Path | None = PathArgument) -> None:
             highlight=False,
         )
     common.console.print(report.summary(), highlight=False)
+
+
+@app.command("test")
+def test(path: Path | None = PathArgument) -> None:
+    """Run every policy's `tests` section: example histories and the outcome each rule must give,
+    period by period. Exits 1 if any expectation fails, 2 if a file is invalid."""
+    target = path or common.settings().policies_dir
+    try:
+        parsed = parse_policies(_read(target), source=str(target))
+    except PolicyFileError as exc:
+        _print_problems(exc.problems)
+        raise typer.Exit(2) from None
+    failed = total = 0
+    for name, document in parsed:
+        for result in run_policy_tests(document):
+            total += 1
+            mark = "ok  " if result.passed else "FAIL"
+            typer.echo(f"{mark} {document.program.code}: {result.name}")
+            for failure in result.failures:
+                typer.echo(f"       {failure}")
+            failed += not result.passed
+    typer.echo(f"{total - failed} passed, {failed} failed")
+    if failed:
+        raise typer.Exit(1)

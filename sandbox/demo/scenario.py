@@ -21,7 +21,9 @@ from sandbox.errors import SandboxError
 from sandbox.institution.schemas import InstitutionCreate
 from sandbox.institution.service import create_institution
 from sandbox.pilot import service as pilots
+from sandbox.program.calendars import load_calendars
 from sandbox.program.service import load_policy_dir
+from sandbox.rules.calendar import WorkingCalendar
 from sandbox.scan import run_scan
 from sandbox.user.service import actor_for, create_user, issue_token
 
@@ -43,6 +45,7 @@ class Demo:
     policies_dir: Path
     as_of: date
     actors: dict[str, Actor] = field(default_factory=dict)
+    calendars: dict[str, WorkingCalendar] = field(default_factory=dict)
     result: DemoResult = field(default_factory=DemoResult)
 
     def step(self, work: Callable[[Session], Any]) -> Any:
@@ -55,6 +58,7 @@ class Demo:
     # -- set-up ---------------------------------------------------------------------------------
 
     def setup(self) -> None:
+        self.calendars = load_calendars(self.policies_dir)
         self.step(lambda s: load_policy_dir(s, self.policies_dir, actor=SYSTEM, at=at("2025-09-01")))
         admin_user = BUREAU_USERS[0]
         self._add_user(admin_user, at("2025-09-01"))
@@ -128,7 +132,7 @@ class Demo:
         return pilot.id  # type: ignore[no-any-return]
 
     def scan(self, day: str) -> None:
-        self.step(lambda s: run_scan(s, as_of=date.fromisoformat(day), at=at(day, 0)))
+        self.step(lambda s: run_scan(s, as_of=date.fromisoformat(day), at=at(day, 0), calendars=self.calendars))
 
 
 def _texts(title: str) -> dict[str, str]:

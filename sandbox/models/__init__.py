@@ -8,9 +8,20 @@ from sandbox.models.application import (
 )
 from sandbox.models.audit import GENESIS_HASH, AuditEntry, AuditHead
 from sandbox.models.base import Base
+from sandbox.models.filing import (
+    Breaker,
+    BreakerEvent,
+    BreakerState,
+    Evaluation,
+    Filing,
+    FilingChannel,
+    FilingVersion,
+    IdempotencyKey,
+)
 from sandbox.models.institution import Institution, InstitutionStatus
 from sandbox.models.pilot import LIVE_PILOT_STATES, Pilot, PilotState, QuotaAllocation
 from sandbox.models.program import PolicyVersion, Program
+from sandbox.models.risk import Exemption, ExemptionState, RiskEvent, RiskEventKind
 from sandbox.models.user import BUREAU_ROLES, INSTITUTION_ROLES, ApiToken, Role, User
 from sandbox.rules.vocabulary import InstitutionType
 
@@ -26,6 +37,16 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "Base",
+    "Breaker",
+    "BreakerEvent",
+    "BreakerState",
+    "Evaluation",
+    "Exemption",
+    "ExemptionState",
+    "Filing",
+    "FilingChannel",
+    "FilingVersion",
+    "IdempotencyKey",
     "Institution",
     "InstitutionStatus",
     "InstitutionType",
@@ -35,6 +56,8 @@ __all__ = [
     "PolicyVersion",
     "Program",
     "QuotaAllocation",
+    "RiskEvent",
+    "RiskEventKind",
     "Role",
     "User",
 ]

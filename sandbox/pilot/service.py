@@ -9,8 +9,9 @@ from sqlalchemy.orm import Session
 
 from sandbox.actor import SYSTEM, Actor
 from sandbox.audit.log import record
+from sandbox.breaker import repository as breaker_repository
 from sandbox.clock import bureau_date
-from sandbox.errors import Conflict, InvalidInput, NotFound
+from sandbox.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sandbox.lifecycle import TransitionTable, check_version
 from sandbox.models import Application, Pilot, PilotState, Program, QuotaAllocation, Role
 from sandbox.pilot import repository
@@ -230,9 +231,27 @@ def run_command(
     check_version("pilot", pilot.version, expected_version)
     if command != "complete" and not reason:
         raise InvalidInput(f"{command} needs a reason", [{"loc": ["body", "reason"], "msg": "required"}])
-    # Resuming is also gated on the pilot's breakers (none tripped or acknowledged); breakers
-    # arrive with the rules engine and add that check here.
+    if command == "resume":
+        _check_resumable(session, pilot, actor)
     return _apply(session, pilot, command, actor=actor, at=at, reason=reason)
+
+
+def _check_resumable(session: Session, pilot: Pilot, actor: Actor) -> None:
+    """Resume only once no breaker is tripped or acknowledged, and never by whoever reset one."""
+    blocking = breaker_repository.open_breakers(session, pilot.id)
+    if blocking:
+        raise Conflict(
+            "the pilot cannot resume while breakers are tripped or acknowledged: "
+            + ", ".join(f"{b.rule_id} ({b.state})" for b in blocking),
+            open_breakers=[{"id": str(b.id), "rule_id": b.rule_id, "state": b.state} for b in blocking],
+        )
+    if actor.user_id in breaker_repository.resetters(session, pilot.id):
+        raise PermissionDenied("you reset a breaker of this pilot; another approver must resume it (four eyes)")
+
+
+def suspend_by_system(session: Session, pilot: Pilot, *, reason: str, at: datetime) -> Pilot:
+    """A breaker tripped: suspend in the same transaction as the evaluation."""
+    return _apply(session, pilot, "suspend", actor=SYSTEM, at=at, reason=reason)
 
 
 def extend(

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from sandbox.rules.rulebook import BuiltinRules, Criterion, ExemptionPolicy, PolicyTest, Probation, Rule
 from sandbox.rules.vocabulary import InstitutionType
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,59}$")]
@@ -140,6 +141,29 @@ class PolicyDocument(Strict):
     quotas: Annotated[dict[Name, Quota], Field(min_length=1)]
     schedule: Schedule
     metrics: Annotated[dict[Name, Metric], Field(min_length=1)]
+    rules: list[Rule] = []
+    builtin_rules: BuiltinRules = BuiltinRules()
+    probation: Probation = Probation()
+    exemption: ExemptionPolicy | None = None
+    tests: list[PolicyTest] = []
+
+    @model_validator(mode="after")
+    def _rules_coherent(self) -> Self:
+        ids = [rule.id for rule in self.rules]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"rule ids must be unique; repeated: {', '.join(twice)}")
+        if self.exemption is not None:
+            unknown = [r for r in self.exemption.loss_rules if r not in ids]
+            if unknown:
+                raise ValueError(f"exemption.loss_rules names unknown rules: {', '.join(unknown)}")
+            named = [self.exemption.new_business_metric]
+            if Criterion.npl_tolerance in self.exemption.criteria:
+                named.append(self.exemption.npl_metric)
+            for name in named:
+                if name is not None and name not in self.metrics:
+                    raise ValueError(f"exemption refers to {name!r}, which is not in the metric catalogue")
+        return self
 
     @field_validator("scope")
     @classmethod

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sandbox.rules.engine import PolicyRulesInvalid, compile_policy
 from sandbox.rules.policy import PolicyDocument
 from sandbox.rules.yamlsafe import MAX_BYTES, YamlDocument, YamlProblem, load_strict
 
@@ -135,6 +136,15 @@ def parse_policy(text: str | bytes, source: str) -> PolicyDocument:
                 f"name it {code}{SUFFIX} (one file per program)",
             )
         )
+    try:
+        compile_policy(document)
+    except PolicyRulesInvalid as exc:
+        for rule in exc.problems:
+            where = ("rules", rule.index, rule.field)
+            column = f" (column {rule.column} of the expression)" if rule.column else ""
+            problems.append(
+                PolicyProblem(source, parsed.line_of(where), location_text(where), f"rule {rule.rule_id}: {rule.message}{column}")
+            )
     if problems:
         raise PolicyFileError(source, problems)
     return document

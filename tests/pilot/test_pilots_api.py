@@ -7,9 +7,10 @@ from sqlalchemy import func, select
 
 from sandbox.db import Database
 from sandbox.models import QuotaAllocation
+from sandbox.program.calendars import load_calendars
 from sandbox.scan import run_scan
 from tests.application.test_applications_api import assert_problem
-from tests.support import NOW
+from tests.support import NOW, ROOT
 from tests.world import World
 
 API = "/api/v1/pilots"
@@ -28,7 +29,7 @@ def cmd(
 
 def scan(database: Database, day: date) -> Any:
     with database.unit_of_work() as session:
-        return run_scan(session, as_of=day, at=NOW)
+        return run_scan(session, as_of=day, at=NOW, calendars=load_calendars(ROOT / "policies"))
 
 
 def live_total(database: Database) -> int:

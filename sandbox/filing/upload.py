@@ -1,0 +1,96 @@
+"""Spreadsheet uploads: many pilot-periods of one institution, accepted or refused whole.
+
+Every row is checked before anything is written; the refusal lists every bad row and column.
+Accepted filings are then written and judged one by one, in period order per pilot, in the
+one transaction of the upload, through the same path as an API filing (each stored evaluation
+explains itself with exact values)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy.orm import Session
+
+from sandbox.actor import Actor
+from sandbox.errors import InvalidInput, PermissionDenied
+from sandbox.evaluation.service import Judgement
+from sandbox.filing import repository
+from sandbox.filing.ingest import Cell, ParsedFiling
+from sandbox.filing.service import FILING_STATES, Admitted, Breakdown, FilingInput, Problem, admit, write
+from sandbox.models import Filing, FilingVersion, Role
+from sandbox.rules.calendar import WorkingCalendar
+from sandbox.rules.numbers import parse_exact
+
+MAX_REPORTED = 1000
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    row: int | None
+    column: str | None
+    message: str
+
+    def as_error(self) -> dict[str, object]:
+        return {"loc": ["file", f"row {self.row}" if self.row else "file", self.column or ""], "row": self.row,
+                "column": self.column, "msg": self.message, "type": "upload"}
+
+
+def _value(cell: Cell, problems: list[RowProblem]) -> Decimal | None:
+    try:
+        return parse_exact(cell.text)
+    except ValueError as exc:
+        problems.append(RowProblem(cell.row, cell.column, str(exc)))
+        return None
+
+
+def _locate(parsed: ParsedFiling, problem: Problem) -> RowProblem:
+    head = problem.where[0]
+    first_row = parsed.rows[0] if parsed.rows else None
+    if head == "metrics" and problem.where[1] in parsed.metrics:
+        cell = parsed.metrics[problem.where[1]]
+        return RowProblem(cell.row, cell.column, problem.message)
+    if head == "breakdown":
+        cell = parsed.breakdown[problem.where[1]].value
+        return RowProblem(cell.row, cell.column, problem.message)
+    return RowProblem(first_row, "period" if head == "period" else None, f"{parsed.pilot} {parsed.period}: {problem.message}")
+
+
+def import_filings(
+    session: Session, parsed: Sequence[ParsedFiling], *, actor: Actor, at: datetime, calendars: Mapping[str, WorkingCalendar]
+) -> list[tuple[Filing, FilingVersion, Judgement]]:
+    actor.require(Role.filer, Role.institution_admin, doing="upload filings")
+    if actor.institution_id is None:
+        raise PermissionDenied("uploads are made by an institution's users")
+    problems: list[RowProblem] = []
+    pilots = repository.pilots_by_reference(session, actor.institution_id, sorted({p.pilot for p in parsed}))
+    admitted: list[Admitted] = []
+    for item in parsed:
+        first_row = item.rows[0] if item.rows else None
+        pilot = pilots.get(item.pilot)
+        if pilot is None:
+            problems.append(RowProblem(first_row, "pilot", f"no pilot {item.pilot!r} of your institution"))
+            continue
+        if pilot.state not in FILING_STATES:
+            problems.append(RowProblem(first_row, "pilot", f"pilot {item.pilot} is {pilot.state}; it takes no filings"))
+            continue
+        before = len(problems)
+        metrics = {name: _value(cell, problems) for name, cell in item.metrics.items()}
+        rows = [Breakdown(b.metric, value, b.dimensions) for b in item.breakdown if (value := _value(b.value, problems)) is not None]
+        if len(problems) > before:
+            continue
+        data = FilingInput(period=item.period, metrics={k: v for k, v in metrics.items() if v is not None}, breakdown=rows)
+        ok, refused = admit(session, pilot, data, at=at)
+        problems.extend(_locate(item, p) for p in refused)
+        if ok is not None:
+            admitted.append(ok)
+    if problems:
+        shown = problems[:MAX_REPORTED]
+        raise InvalidInput(
+            f"the file was refused and nothing was written: {len(problems)} problem(s)",
+            [p.as_error() for p in shown] + ([{"loc": ["file"], "msg": f"and {len(problems) - MAX_REPORTED} more", "type": "upload"}] if len(problems) > MAX_REPORTED else []),
+        )
+    admitted.sort(key=lambda a: (a.pilot.reference, a.period.ordinal))
+    return [write(session, item, actor=actor, at=at, channel="upload", calendars=calendars) for item in admitted]

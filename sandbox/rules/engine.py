@@ -1,0 +1,305 @@
+"""Judging one pilot-period under a policy: every rule's outcome, explained.
+
+``judge`` is the synchronous path (one filing at a time, exact decimals); ``judge_panel`` is the
+vectorised path over many pilots and periods. Both produce the same statuses for every rule and
+row: the vectorised evaluator decides in floating point only where the answer is certain and
+defers the rest to the exact evaluator (see ``sandbox.rules.vector``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from sandbox.rules.breaker import BreakerRule
+from sandbox.rules.expr import ExprError, Expression, ScalarContext, ScalarResult, compile_expression, evaluate_scalar
+from sandbox.rules.periods import Period
+from sandbox.rules.policy import PolicyDocument
+from sandbox.rules.rulebook import Action, BuiltinRule, Mode, OnError, OnMissing, Rule, Severity
+from sandbox.rules.vector import STATUS_ERROR, STATUS_FALSE, STATUS_MISSING, STATUS_TRUE, Panel, evaluate_vector
+
+WITHIN_SCOPE = "within-scope"
+INSTITUTION_ELIGIBLE = "institution-eligible"
+STATUS_NAMES = {STATUS_FALSE: "pass", STATUS_TRUE: "breach", STATUS_MISSING: "missing", STATUS_ERROR: "error"}
+
+
+@dataclass(frozen=True)
+class PeriodFacts:
+    """What is known about one expected period of a pilot when it is judged."""
+
+    period: Period
+    filed: bool
+    metrics: Mapping[str, Decimal] = field(default_factory=dict)
+    days_late: Decimal | None = None
+    out_of_scope: tuple[str, ...] = ()  # breakdown rows outside the granted scope, described
+    institution: Mapping[str, Decimal | None] = field(default_factory=dict)
+    ineligible: tuple[str, ...] = ()  # eligibility criteria the institution fails now
+    quotas: Mapping[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    id: str
+    action: Action
+    severity: Severity
+    mode: Mode
+    trip_after: int
+    clear_after: int
+    on_missing: OnMissing
+    on_error: OnError
+    message: str
+    when: Expression | None = None  # None: a built-in rule
+    clear_when: Expression | None = None
+
+    @property
+    def has_breaker(self) -> bool:
+        return self.action is not Action.warn and self.mode is Mode.enforce
+
+    def breaker_rule(self, success_threshold: int) -> BreakerRule:
+        return BreakerRule(
+            trip_after=self.trip_after,
+            clear_after=self.clear_after,
+            has_clear=self.clear_when is not None,
+            on_missing=self.on_missing,
+            on_error=self.on_error,
+            success_threshold=success_threshold,
+        )
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    document: PolicyDocument
+    rules: tuple[CompiledRule, ...]
+
+    @property
+    def success_threshold(self) -> int:
+        return self.document.probation.success_threshold
+
+    def rule(self, rule_id: str) -> CompiledRule:
+        return next(r for r in self.rules if r.id == rule_id)
+
+
+@dataclass(frozen=True)
+class RuleProblem:
+    index: int
+    rule_id: str
+    field: str
+    message: str
+    column: int | None = None
+
+
+class PolicyRulesInvalid(Exception):
+    def __init__(self, problems: list[RuleProblem]) -> None:
+        super().__init__("; ".join(f"{p.rule_id}.{p.field}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+def _builtin(rule_id: str, config: BuiltinRule, message: str) -> CompiledRule:
+    return CompiledRule(
+        id=rule_id, action=config.action, severity=config.severity, mode=config.mode,
+        trip_after=config.trip_after, clear_after=1, on_missing=OnMissing.keep_state,
+        on_error=OnError.hold, message=message,
+    )
+
+
+def _compile_rule(index: int, rule: Rule, document: PolicyDocument, problems: list[RuleProblem]) -> CompiledRule | None:
+    compiled: dict[str, Expression | None] = {"when": None, "clear_when": None}
+    for name in ("when", "clear_when"):
+        text = getattr(rule, name)
+        if text is None:
+            continue
+        try:
+            compiled[name] = compile_expression(text, metrics=document.metrics.keys(), quotas=document.quotas.keys())
+        except ExprError as exc:
+            problems.append(RuleProblem(index, rule.id, name, exc.message, exc.column))
+    when = compiled["when"]
+    if when is not None:
+        allowed = {*when.names, *(compiled["clear_when"].names if compiled["clear_when"] else ()), "value", "threshold", "period"}
+        unknown = [p for p in rule.placeholders() if p not in allowed]
+        if unknown:
+            problems.append(
+                RuleProblem(index, rule.id, "message", f"unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)}; "
+                            f"use names the condition reads ({', '.join(when.names)}), value, threshold or period")
+            )
+    if when is None or (rule.clear_when is not None and compiled["clear_when"] is None):
+        return None
+    return CompiledRule(
+        id=rule.id, action=rule.action, severity=rule.severity, mode=rule.mode, trip_after=rule.trip_after,
+        clear_after=rule.clear_after, on_missing=rule.on_missing, on_error=rule.on_error, message=rule.message,
+        when=when, clear_when=compiled["clear_when"],
+    )
+
+
+_COMPILED: dict[str, CompiledPolicy] = {}
+
+
+def compile_policy(document: PolicyDocument) -> CompiledPolicy:
+    """Compile every rule's expressions against the program's catalogue; all problems at once.
+    Cached by content hash: a policy version is immutable."""
+    key = document.content_hash()
+    cached = _COMPILED.get(key)
+    if cached is None:
+        cached = _COMPILED[key] = _compile(document)
+    return cached
+
+
+def _compile(document: PolicyDocument) -> CompiledPolicy:
+    problems: list[RuleProblem] = []
+    rules = [
+        _builtin(WITHIN_SCOPE, document.builtin_rules.within_scope, "business reported outside the granted scope"),
+        _builtin(INSTITUTION_ELIGIBLE, document.builtin_rules.institution_eligible, "the institution no longer meets the program's eligibility criteria"),
+    ]
+    for index, rule in enumerate(document.rules):
+        compiled = _compile_rule(index, rule, document, problems)
+        if compiled is not None:
+            rules.append(compiled)
+    if problems:
+        raise PolicyRulesInvalid(problems)
+    return CompiledPolicy(document, tuple(rules))
+
+
+# -- explanation ---------------------------------------------------------------------------------
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    rule_id: str
+    action: str
+    severity: str
+    mode: str
+    status: str  # pass | breach | missing | error
+    clear: bool | None
+    reads: dict[str, str | None]
+    comparison: dict[str, str | None] | None
+    error: str | None
+    explanation: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rule_id": self.rule_id, "action": self.action, "severity": self.severity, "mode": self.mode,
+            "status": self.status, "clear": self.clear, "reads": self.reads, "comparison": self.comparison,
+            "error": self.error, "explanation": self.explanation,
+        }
+
+
+def _render(template: str, values: Mapping[str, str | None]) -> str:
+    out = template
+    for name, value in values.items():
+        out = out.replace("{" + name + "}", value if value is not None else "(missing)")
+    return out
+
+
+def _explain(rule: CompiledRule, period: Period, status: str, result: ScalarResult | None, detail: str = "") -> str:
+    if result is None:  # built-in rule
+        if status == "breach":
+            return f"{period.label}: {rule.message}: {detail}"
+        if status == "missing":
+            return f"{period.label}: no filing, so {rule.id} could not be checked"
+        return f"{period.label}: {rule.id} holds"
+    values = {k: _text(v) for k, v in result.reads.items()}
+    if result.comparison is not None:
+        left, op, right = result.comparison
+        values.update(value=_text(left), threshold=_text(right))
+        test = f"{_text(left)} {op} {_text(right)}"
+    else:
+        test = rule.when.text if rule.when else ""
+    values["period"] = period.label
+    if status == "breach":
+        return f"{period.label}: {_render(rule.message, values)} ({rule.when.text if rule.when else ''}: {test} is true)"
+    if status == "pass":
+        return f"{period.label}: {rule.id} not breached ({test} is false)"
+    if status == "missing":
+        absent = [name for name, value in result.reads.items() if value is None]
+        return f"{period.label}: {rule.id} could not be judged: {', '.join(absent) or 'an input'} missing; missing data is never read as compliance"
+    return f"{period.label}: {rule.id} could not be computed: {result.error}"
+
+
+def _context(history: Sequence[PeriodFacts]) -> ScalarContext:
+    current = history[-1]
+    return ScalarContext(
+        history=[p.metrics for p in history],
+        quotas=current.quotas,
+        institution=current.institution,
+        days_late=current.days_late,
+        filed=current.filed,
+    )
+
+
+_BOOL_STATUS = {"true": "breach", "false": "pass", "missing": "missing", "error": "error"}
+
+
+def judge_rule(rule: CompiledRule, history: Sequence[PeriodFacts], context: ScalarContext | None = None) -> Outcome:
+    current = history[-1]
+    base = {"rule_id": rule.id, "action": rule.action.value, "severity": rule.severity.value, "mode": rule.mode.value}
+    if rule.when is None:
+        if rule.id == WITHIN_SCOPE:
+            status = "missing" if not current.filed else ("breach" if current.out_of_scope else "pass")
+            detail = "; ".join(current.out_of_scope)
+            reads: dict[str, str | None] = {"rows_outside_scope": str(len(current.out_of_scope))} if current.filed else {}
+        else:
+            status = "breach" if current.ineligible else "pass"
+            detail = "; ".join(current.ineligible)
+            reads = {"failed_criteria": detail or None}
+        return Outcome(**base, status=status, clear=None, reads=reads, comparison=None, error=None,
+                       explanation=_explain(rule, current.period, status, None, detail))
+    ctx = context or _context(history)
+    result = evaluate_scalar(rule.when, ctx)
+    status = _BOOL_STATUS[result.status]
+    clear: bool | None = None
+    if rule.clear_when is not None:
+        cleared = evaluate_scalar(rule.clear_when, ctx)
+        clear = True if cleared.status == "true" else False if cleared.status == "false" else None
+    comparison = None
+    if result.comparison is not None:
+        left, op, right = result.comparison
+        comparison = {"left": _text(left), "operator": op, "threshold": _text(right)}
+    return Outcome(
+        **base, status=status, clear=clear, reads={k: _text(v) for k, v in result.reads.items()},
+        comparison=comparison, error=result.error, explanation=_explain(rule, current.period, status, result),
+    )
+
+
+def judge(policy: CompiledPolicy, history: Sequence[PeriodFacts]) -> list[Outcome]:
+    """Every rule's outcome for the last period of ``history`` (the pilot's expected periods up to
+    and including the one judged, oldest first)."""
+    context = _context(history)
+    return [judge_rule(rule, history, context) for rule in policy.rules]
+
+
+# -- the vectorised path ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PanelExtras:
+    """Per-row facts the built-in rules read (aligned with the panel's rows)."""
+
+    out_of_scope: np.ndarray  # bool
+    ineligible: np.ndarray  # bool
+
+
+def judge_panel(policy: CompiledPolicy, panel: Panel, extras: PanelExtras) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """For each rule: its status per row (0 pass, 1 breach, 2 missing, 3 error) and, for rules with
+    clear_when, the clear value per row (1 true, 0 false, -1 unknown)."""
+    result: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    for rule in policy.rules:
+        if rule.when is None:
+            flags = extras.out_of_scope if rule.id == WITHIN_SCOPE else extras.ineligible
+            status = np.where(flags, STATUS_TRUE, STATUS_FALSE).astype(np.int8)
+            if rule.id == WITHIN_SCOPE:
+                status = np.where(panel.filed, status, STATUS_MISSING).astype(np.int8)
+            result[rule.id] = (status, None)
+            continue
+        status = evaluate_vector(rule.when, panel)
+        clear = None
+        if rule.clear_when is not None:
+            cleared = evaluate_vector(rule.clear_when, panel)
+            clear = np.where(cleared == STATUS_TRUE, 1, np.where(cleared == STATUS_FALSE, 0, -1)).astype(np.int8)
+        result[rule.id] = (status, clear)
+    return result
