@@ -47,7 +47,13 @@ def run_scan(session: Session, *, as_of: date, at: datetime, calendars: Mapping[
 
 
 def _overdue(
-    session: Session, pilot: Pilot, *, as_of: date, at: datetime, calendars: Mapping[str, WorkingCalendar], report: ScanReport
+    session: Session,
+    pilot: Pilot,
+    *,
+    as_of: date,
+    at: datetime,
+    calendars: Mapping[str, WorkingCalendar],
+    report: ScanReport,
 ) -> None:
     filed = filings.filed_periods(session, pilot.id)
     first = expected_periods(pilot.start_on, pilot.start_on, "monthly")[0]
@@ -72,6 +78,12 @@ def _overdue(
         if as_of <= acts_on or evaluations.has_evaluation(session, pilot.id, period.label):
             continue
         evaluate_period(
-            session, pilot, period, trigger="missing", filing_version=None, at=at, days_late_unfiled=days_late(as_of, due.date)
+            session,
+            pilot,
+            period,
+            trigger="missing",
+            filing_version=None,
+            at=at,
+            days_late_unfiled=days_late(as_of, due.date),
         )
         report.overdue.append(f"{pilot.reference} {period.label}")

@@ -44,7 +44,9 @@ def list_page(
 
 
 def events(session: Session, breaker_id: uuid.UUID) -> Sequence[BreakerEvent]:
-    return session.scalars(select(BreakerEvent).where(BreakerEvent.breaker_id == breaker_id).order_by(BreakerEvent.id)).all()
+    return session.scalars(
+        select(BreakerEvent).where(BreakerEvent.breaker_id == breaker_id).order_by(BreakerEvent.id)
+    ).all()
 
 
 def all_breakers(session: Session) -> Sequence[Breaker]:

@@ -46,22 +46,46 @@ def list_breakers(
 
 
 def _event(
-    session: Session, breaker: Breaker, kind: str, before: str, memory: Memory, *, actor: Actor, at: datetime,
-    signals: Sequence[Signal] = (), evaluation: Evaluation | None = None, status: str | None = None,
+    session: Session,
+    breaker: Breaker,
+    kind: str,
+    before: str,
+    memory: Memory,
+    *,
+    actor: Actor,
+    at: datetime,
+    signals: Sequence[Signal] = (),
+    evaluation: Evaluation | None = None,
+    status: str | None = None,
     note: str | None = None,
 ) -> None:
     session.add(
         BreakerEvent(
-            breaker_id=breaker.id, kind=kind, evaluation_id=evaluation.id if evaluation else None,
-            period=evaluation.period if evaluation else None, status=status, state_before=before,
-            state_after=memory.state.value, memory_after=memory.to_json(), signals=[s.value for s in signals],
-            actor=actor.label, actor_id=actor.user_id, note=note, at=at,
+            breaker_id=breaker.id,
+            kind=kind,
+            evaluation_id=evaluation.id if evaluation else None,
+            period=evaluation.period if evaluation else None,
+            status=status,
+            state_before=before,
+            state_after=memory.state.value,
+            memory_after=memory.to_json(),
+            signals=[s.value for s in signals],
+            actor=actor.label,
+            actor_id=actor.user_id,
+            note=note,
+            at=at,
         )
     )
 
 
 def step_breakers(
-    session: Session, pilot: Pilot, policy: CompiledPolicy, outcomes: Sequence[Outcome], evaluation: Evaluation, *, at: datetime
+    session: Session,
+    pilot: Pilot,
+    policy: CompiledPolicy,
+    outcomes: Sequence[Outcome],
+    evaluation: Evaluation,
+    *,
+    at: datetime,
 ) -> list[tuple[Breaker, tuple[Signal, ...]]]:
     """Advance every enforced trip rule's breaker by this evaluation; suspend the pilot on a trip."""
     existing = repository.for_pilot(session, pilot.id, lock=True)
@@ -73,8 +97,14 @@ def step_breakers(
         breaker = existing.get(rule.id)
         if breaker is None:
             breaker = Breaker(
-                pilot_id=pilot.id, rule_id=rule.id, action=rule.action.value, severity=rule.severity.value,
-                state=State.armed.value, memory=Memory().to_json(), created_at=at, updated_at=at,
+                pilot_id=pilot.id,
+                rule_id=rule.id,
+                action=rule.action.value,
+                severity=rule.severity.value,
+                state=State.armed.value,
+                memory=Memory().to_json(),
+                created_at=at,
+                updated_at=at,
             )
             session.add(breaker)
             session.flush()
@@ -88,23 +118,48 @@ def step_breakers(
         if Signal.tripped in result.signals:
             breaker.trips += 1
             breaker.last_tripped_at = at
-        _event(session, breaker, "evaluated", before.state.value, result.memory, actor=SYSTEM, at=at,
-               signals=result.signals, evaluation=evaluation, status=outcome.status)
+        _event(
+            session,
+            breaker,
+            "evaluated",
+            before.state.value,
+            result.memory,
+            actor=SYSTEM,
+            at=at,
+            signals=result.signals,
+            evaluation=evaluation,
+            status=outcome.status,
+        )
         if result.signals:
-            record(session, at=at, actor=SYSTEM, action="breaker." + "+".join(s.value for s in result.signals),
-                   object_type="breaker", object_id=breaker.id,
-                   before={"state": before.state}, after={"state": result.memory.state, "period": evaluation.period,
-                                                          "rule_id": rule.id, "evaluation_id": evaluation.id})
+            record(
+                session,
+                at=at,
+                actor=SYSTEM,
+                action="breaker." + "+".join(s.value for s in result.signals),
+                object_type="breaker",
+                object_id=breaker.id,
+                before={"state": before.state},
+                after={
+                    "state": result.memory.state,
+                    "period": evaluation.period,
+                    "rule_id": rule.id,
+                    "evaluation_id": evaluation.id,
+                },
+            )
         stepped.append((breaker, result.signals))
     tripped = [b for b, signals in stepped if Signal.tripped in signals]
     if tripped and pilot.state == PilotState.active:
-        reasons = ", ".join(f"{b.rule_id}{' (repeat)' if Signal.repeat_trip in s else ''}" for b, s in stepped if Signal.tripped in s)
+        reasons = ", ".join(
+            f"{b.rule_id}{' (repeat)' if Signal.repeat_trip in s else ''}" for b, s in stepped if Signal.tripped in s
+        )
         pilots.suspend_by_system(session, pilot, reason=f"breaker tripped for {evaluation.period}: {reasons}", at=at)
     session.flush()
     return stepped
 
 
-def _command(session: Session, breaker_id: uuid.UUID, command: str, *, actor: Actor, expected_version: int | None) -> Breaker:
+def _command(
+    session: Session, breaker_id: uuid.UUID, command: str, *, actor: Actor, expected_version: int | None
+) -> Breaker:
     breaker = _visible(session, repository.get_for_update(session, breaker_id), actor)
     actor.require(Role.supervisor, doing=f"{command} a breaker")
     check_version("breaker", breaker.version, expected_version)
@@ -114,19 +169,37 @@ def _command(session: Session, breaker_id: uuid.UUID, command: str, *, actor: Ac
     return breaker
 
 
-def acknowledge(session: Session, breaker_id: uuid.UUID, note: str | None, *, actor: Actor, at: datetime, expected_version: int | None) -> Breaker:
+def acknowledge(
+    session: Session,
+    breaker_id: uuid.UUID,
+    note: str | None,
+    *,
+    actor: Actor,
+    at: datetime,
+    expected_version: int | None,
+) -> Breaker:
     breaker = _command(session, breaker_id, "acknowledge", actor=actor, expected_version=expected_version)
     before = Memory.from_json(breaker.memory)
     after = machine.acknowledge(before)
     breaker.memory, breaker.state, breaker.updated_at = after.to_json(), after.state.value, at
     _event(session, breaker, "acknowledged", before.state.value, after, actor=actor, at=at, note=note)
     session.flush()
-    record(session, at=at, actor=actor, action="breaker.acknowledge", object_type="breaker", object_id=breaker.id,
-           before={"state": before.state}, after={"state": after.state, "note": note})
+    record(
+        session,
+        at=at,
+        actor=actor,
+        action="breaker.acknowledge",
+        object_type="breaker",
+        object_id=breaker.id,
+        before={"state": before.state},
+        after={"state": after.state, "note": note},
+    )
     return breaker
 
 
-def reset(session: Session, breaker_id: uuid.UUID, reason: str, *, actor: Actor, at: datetime, expected_version: int | None) -> Breaker:
+def reset(
+    session: Session, breaker_id: uuid.UUID, reason: str, *, actor: Actor, at: datetime, expected_version: int | None
+) -> Breaker:
     if not reason.strip():
         raise InvalidInput("a reset needs a reason", [{"loc": ["body", "reason"], "msg": "required"}])
     breaker = _command(session, breaker_id, "reset", actor=actor, expected_version=expected_version)
@@ -136,7 +209,14 @@ def reset(session: Session, breaker_id: uuid.UUID, reason: str, *, actor: Actor,
     breaker.reset_by_id, breaker.reset_at = actor.user_id, at
     _event(session, breaker, "reset", before.state.value, after, actor=actor, at=at, note=reason)
     session.flush()
-    record(session, at=at, actor=actor, action="breaker.reset", object_type="breaker", object_id=breaker.id,
-           before={"state": before.state}, after={"state": after.state, "reason": reason})
+    record(
+        session,
+        at=at,
+        actor=actor,
+        action="breaker.reset",
+        object_type="breaker",
+        object_id=breaker.id,
+        before={"state": before.state},
+        after={"state": after.state, "reason": reason},
+    )
     return breaker
-

@@ -18,7 +18,9 @@ app = typer.Typer(help="Filings: periodic pilot metrics.", no_args_is_help=True)
 @common.handle_errors
 def import_file(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A CSV or XLSX file (long or wide format)"),
-    user: str = typer.Option(..., "--user", help="Email of the institution user filing (its institution's pilots only)"),
+    user: str = typer.Option(
+        ..., "--user", help="Email of the institution user filing (its institution's pilots only)"
+    ),
 ) -> None:
     """Import a spreadsheet of filings: every row is checked first; all are written or none."""
     cfg = common.settings()
@@ -27,15 +29,21 @@ def import_file(
         parsed = read_upload(data, file.name, max_bytes=cfg.max_upload_bytes, max_rows=cfg.max_upload_rows)
     except UploadRefused as refused:
         for error in refused.errors:
-            common.err_console.print(f"{file.name}:{error.row or '-'}: {error.column or ''}: {error.message}", highlight=False)
+            common.err_console.print(
+                f"{file.name}:{error.row or '-'}: {error.column or ''}: {error.message}", highlight=False
+            )
         raise typer.Exit(2) from None
     try:
         with common.session_scope(cfg) as session:
             actor = actor_for(get_user_by_email(session, user))
-            written = import_filings(session, parsed, actor=actor, at=common.now(cfg), calendars=load_calendars(cfg.policies_dir))
+            written = import_filings(
+                session, parsed, actor=actor, at=common.now(cfg), calendars=load_calendars(cfg.policies_dir)
+            )
     except InvalidInput as exc:
         for error in exc.extra.get("errors", []):
-            common.err_console.print(f"{file.name}:{error.get('row') or '-'}: {error.get('column') or ''}: {error['msg']}", highlight=False)
+            common.err_console.print(
+                f"{file.name}:{error.get('row') or '-'}: {error.get('column') or ''}: {error['msg']}", highlight=False
+            )
         common.err_console.print(exc.detail)
         raise typer.Exit(2) from None
     tripped = sum(1 for _, _, j in written for _, signals in j.breakers if "tripped" in signals)

@@ -4,18 +4,21 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.progress import Progress
 
 from sandbox.actor import SYSTEM
 from sandbox.cli import common
 from sandbox.errors import InvalidInput
+from sandbox.evaluation.backtest import backtest as run_backtest
 from sandbox.program.service import LoadStatus, load_policies
-from sandbox.rules.policytest import run_policy_tests
 from sandbox.rules.policy_file import (
     PolicyFileError,
     PolicyProblem,
     parse_policies,
+    parse_policy,
     read_policy_dir,
 )
+from sandbox.rules.policytest import run_policy_tests
 
 app = typer.Typer(help="Policy files: one YAML file per program.", no_args_is_help=True)
 
@@ -108,7 +111,7 @@ def test(path: Path | None = PathArgument) -> None:
         _print_problems(exc.problems)
         raise typer.Exit(2) from None
     failed = total = 0
-    for name, document in parsed:
+    for _, document in parsed:
         for result in run_policy_tests(document):
             total += 1
             mark = "ok  " if result.passed else "FAIL"
@@ -119,3 +122,38 @@ def test(path: Path | None = PathArgument) -> None:
     typer.echo(f"{total - failed} passed, {failed} failed")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("backtest")
+@common.handle_errors
+def backtest_command(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A draft policy file"),
+    show: int = typer.Option(30, help="How many changed outcomes to list"),
+) -> None:
+    """Evaluate a draft policy over the stored history (breaker state replayed) and show, rule by
+    rule, what would change against the policies in force. Changes no data."""
+    cfg = common.settings()
+    try:
+        document = parse_policy(file.read_bytes(), file.name)
+    except PolicyFileError as exc:
+        _print_problems(exc.problems)
+        raise typer.Exit(2) from None
+    with common.session_scope(cfg) as session:
+        with Progress(console=common.err_console, transient=True) as progress:
+            task = progress.add_task("backtesting", total=None)
+            report = run_backtest(session, document, progress=lambda n: progress.advance(task, n))
+        session.rollback()
+    typer.echo(
+        f"{report.program}: draft {report.draft_version} over {report.pilots} pilot(s), {report.periods} period(s)"
+    )
+    typer.echo(f"{'rule':<28} {'breaches now':>12} {'draft':>6} {'trips now':>10} {'draft':>6} {'changed':>8}")
+    for summary in report.rules.values():
+        note = "" if summary.in_current and summary.in_draft else (" (new)" if summary.in_draft else " (removed)")
+        typer.echo(
+            f"{summary.rule_id + note:<28} {summary.breaches_current:>12} {summary.breaches_draft:>6} "
+            f"{summary.trips_current:>10} {summary.trips_draft:>6} {summary.changed:>8}"
+        )
+    for change in report.changes[:show]:
+        typer.echo(f"  {change.pilot} {change.period} {change.rule_id}: {change.current} -> {change.draft}")
+    if len(report.changes) > show:
+        typer.echo(f"  ... and {len(report.changes) - show} more")

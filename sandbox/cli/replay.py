@@ -21,6 +21,9 @@ def replay_command() -> None:
         f"{report.breaker_events} breaker events: {len(report.differences)} difference(s)"
     )
     for difference in report.differences[:200]:
-        common.console.print(f"  {difference.where}: {difference.field}: stored {difference.stored!r}, derived {difference.derived!r}", highlight=False)
+        common.console.print(
+            f"  {difference.where}: {difference.field}: stored {difference.stored!r}, derived {difference.derived!r}",
+            highlight=False,
+        )
     if report.differences:
         raise typer.Exit(1)

@@ -32,7 +32,9 @@ def institution_values(facts: InstitutionFacts) -> dict[str, Decimal | None]:
 
 def ineligibility(document: PolicyDocument, facts: InstitutionFacts, on: date) -> tuple[str, ...]:
     """The eligibility criteria the institution fails now (re-checked at every filing)."""
-    criteria = check_eligibility(document.eligibility, facts, as_of=on, other_participants=0, already_participating=True)
+    criteria = check_eligibility(
+        document.eligibility, facts, as_of=on, other_participants=0, already_participating=True
+    )
     return tuple(c.detail for c in criteria if not c.met)
 
 
@@ -43,7 +45,9 @@ def out_of_scope(breakdown: Sequence[Mapping[str, Any]], scope: Mapping[str, Seq
             dim: value for dim, value in row.get("dimensions", {}).items() if dim in scope and value not in scope[dim]
         }
         if outside:
-            where = ", ".join(f"{dim}={value} (granted: {', '.join(scope[dim])})" for dim, value in sorted(outside.items()))
+            where = ", ".join(
+                f"{dim}={value} (granted: {', '.join(scope[dim])})" for dim, value in sorted(outside.items())
+            )
             found.append(f"{row['metric']} {row['value']} in {where}")
     return tuple(found)
 

@@ -80,11 +80,15 @@ def replay(session: Session, *, progress: Callable[[int], None] = lambda _: None
     for breaker in breakers.all_breakers(session):
         pilot = pilots.get(breaker.pilot_id) or session.get(Pilot, breaker.pilot_id)
         assert pilot is not None
-        _replay_breaker(session, breaker, f"{pilot.reference} {breaker.rule_id}", policies, stored_outcomes, report, progress)
+        _replay_breaker(
+            session, breaker, f"{pilot.reference} {breaker.rule_id}", policies, stored_outcomes, report, progress
+        )
     return report
 
 
-def _replay_evaluation(session: Session, evaluation: Evaluation, pilot: Pilot, policy: CompiledPolicy, report: ReplayReport) -> None:
+def _replay_evaluation(
+    session: Session, evaluation: Evaluation, pilot: Pilot, policy: CompiledPolicy, report: ReplayReport
+) -> None:
     inputs = Inputs.from_json(evaluation.inputs)
     frequency = policy.document.schedule.frequency
     periods = [parse_period(label, frequency) for label, _ in inputs.versions]
@@ -96,7 +100,9 @@ def _replay_evaluation(session: Session, evaluation: Evaluation, pilot: Pilot, p
     if missing:
         report.differences.append(Difference(where, "inputs", missing, "filing versions no longer stored"))
         return
-    derived = {o.rule_id: o.to_json() for o in judge(policy, build_history(periods, versions, inputs, pilot.granted_scope))}
+    derived = {
+        o.rule_id: o.to_json() for o in judge(policy, build_history(periods, versions, inputs, pilot.granted_scope))
+    }
     stored = {o["rule_id"]: o for o in evaluation.outcomes}
     for rule_id in sorted(set(derived) | set(stored)):
         report.outcomes += 1
@@ -110,12 +116,22 @@ def _replay_evaluation(session: Session, evaluation: Evaluation, pilot: Pilot, p
 
 
 def _replay_breaker(
-    session: Session, breaker: Breaker, where: str, policies: _Policies,
-    stored_outcomes: dict[uuid.UUID, dict[str, Any]], report: ReplayReport, progress: Callable[[int], None],
+    session: Session,
+    breaker: Breaker,
+    where: str,
+    policies: _Policies,
+    stored_outcomes: dict[uuid.UUID, dict[str, Any]],
+    report: ReplayReport,
+    progress: Callable[[int], None],
 ) -> None:
     memory = Memory()
     events: Sequence[BreakerEvent] = breakers.events(session, breaker.id)
-    evaluations = {e.id: e for e in session.scalars(select(Evaluation).where(Evaluation.id.in_([ev.evaluation_id for ev in events if ev.evaluation_id])))}
+    evaluations = {
+        e.id: e
+        for e in session.scalars(
+            select(Evaluation).where(Evaluation.id.in_([ev.evaluation_id for ev in events if ev.evaluation_id]))
+        )
+    }
     for event in events:
         report.breaker_events += 1
         progress(1)
@@ -124,13 +140,17 @@ def _replay_breaker(
             outcome = stored_outcomes[evaluation.id][breaker.rule_id]
             policy = policies.get(evaluation.policy_version_id)
             rule = policy.rule(breaker.rule_id)
-            memory = machine.step(rule.breaker_rule(policy.success_threshold), memory, outcome["status"], outcome.get("clear")).memory
+            memory = machine.step(
+                rule.breaker_rule(policy.success_threshold), memory, outcome["status"], outcome.get("clear")
+            ).memory
         elif event.kind == "acknowledged":
             memory = machine.acknowledge(memory)
         elif event.kind == "reset":
             memory = machine.reset(memory)
         if memory.to_json() != event.memory_after:
-            report.differences.append(Difference(f"{where} event {event.id} ({event.kind})", "breaker", event.memory_after, memory.to_json()))
+            report.differences.append(
+                Difference(f"{where} event {event.id} ({event.kind})", "breaker", event.memory_after, memory.to_json())
+            )
             return
     if memory.to_json() != breaker.memory:
         report.differences.append(Difference(where, "breaker state", breaker.memory, memory.to_json()))

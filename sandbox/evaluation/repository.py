@@ -27,7 +27,9 @@ def list_page(
 def has_evaluation(session: Session, pilot_id: uuid.UUID, period: str) -> bool:
     return (
         session.scalar(
-            select(func.count()).select_from(Evaluation).where(Evaluation.pilot_id == pilot_id, Evaluation.period == period)
+            select(func.count())
+            .select_from(Evaluation)
+            .where(Evaluation.pilot_id == pilot_id, Evaluation.period == period)
         )
         or 0
     ) > 0

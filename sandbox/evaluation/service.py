@@ -60,9 +60,15 @@ def evaluate_period(
     )
     outcomes = judge(policy, build_history(periods, versions, inputs, pilot.granted_scope))
     evaluation = Evaluation(
-        pilot_id=pilot.id, period=period.label, period_ordinal=period.ordinal, policy_version_id=version.id,
-        trigger=trigger, filing_version_id=filing_version.id if filing_version else None, inputs=inputs.to_json(),
-        outcomes=[o.to_json() for o in outcomes], evaluated_at=at,
+        pilot_id=pilot.id,
+        period=period.label,
+        period_ordinal=period.ordinal,
+        policy_version_id=version.id,
+        trigger=trigger,
+        filing_version_id=filing_version.id if filing_version else None,
+        inputs=inputs.to_json(),
+        outcomes=[o.to_json() for o in outcomes],
+        evaluated_at=at,
     )
     session.add(evaluation)
     session.flush()
@@ -70,9 +76,18 @@ def evaluate_period(
     evaluation.outcomes = _with_breakers(evaluation.outcomes, stepped)
     session.flush()
     record(
-        session, at=at, actor=SYSTEM, action="evaluation.create", object_type="pilot", object_id=pilot.id,
-        after={"evaluation_id": evaluation.id, "period": period.label, "policy_version": version.version,
-               "breaches": [o.rule_id for o in outcomes if o.status == "breach"]},
+        session,
+        at=at,
+        actor=SYSTEM,
+        action="evaluation.create",
+        object_type="pilot",
+        object_id=pilot.id,
+        after={
+            "evaluation_id": evaluation.id,
+            "period": period.label,
+            "policy_version": version.version,
+            "breaches": [o.rule_id for o in outcomes if o.status == "breach"],
+        },
     )
     return Judgement(evaluation, outcomes, stepped, policy)
 
@@ -85,7 +100,9 @@ def _with_breakers(outcomes: list[Any], stepped: Sequence[tuple[Breaker, tuple[S
         if outcome["rule_id"] in by_rule:
             breaker, signals = by_rule[outcome["rule_id"]]
             entry["breaker"] = {
-                "id": str(breaker.id), "state": breaker.state, "consecutive": breaker.memory["breach_streak"],
+                "id": str(breaker.id),
+                "state": breaker.state,
+                "consecutive": breaker.memory["breach_streak"],
                 "signals": [s.value for s in signals],
             }
         result.append(entry)

@@ -145,13 +145,16 @@ def filings_on_time(facts: Facts) -> Judged:
         if p.first_days_late is not None and p.first_days_late > 0
     ]
     evidence: dict[str, Any] = {
-        "periods_due": [p.period.label for p in due], "late": late, "missing": missing,
+        "periods_due": [p.period.label for p in due],
+        "late": late,
+        "missing": missing,
         "due_dates_estimated": any(p.due_estimated for p in due),
     }
     if not missing and not late:
         detail = (
             f"all {len(due)} filing(s) due before {facts.event_on.isoformat()} were filed on time"
-            if due else f"no filing was due before {facts.event_on.isoformat()}"
+            if due
+            else f"no filing was due before {facts.event_on.isoformat()}"
         )
         return Judged(Criterion.filings_on_time, True, evidence, detail)
     parts = []
@@ -160,7 +163,9 @@ def filings_on_time(facts: Facts) -> Judged:
     if missing:
         parts.append(f"never filed: {_labels([str(x['period']) for x in missing])}")
     return Judged(
-        Criterion.filings_on_time, False, evidence,
+        Criterion.filings_on_time,
+        False,
+        evidence,
         f"of the filings due before {facts.event_on.isoformat()}, " + "; ".join(parts),
     )
 
@@ -168,15 +173,19 @@ def filings_on_time(facts: Facts) -> Judged:
 def within_scope_and_quota(facts: Facts) -> Judged:
     end = facts.event_period.ordinal
     offending = [
-        r for r in facts.results
-        if r.period.ordinal <= end and r.enforced_breach
+        r
+        for r in facts.results
+        if r.period.ordinal <= end
+        and r.enforced_breach
         and (r.rule_id == WITHIN_SCOPE or (r.reads_quota and r.action in TRIP_ACTIONS))
     ]
     breaches = _breaches(offending)
     evidence = {"up_to_period": facts.event_period.label, "breaches": breaches}
     if not breaches:
         return Judged(
-            Criterion.within_scope_and_quota, True, evidence,
+            Criterion.within_scope_and_quota,
+            True,
+            evidence,
             f"no scope or quota breach in any evaluation up to {facts.event_period.label}",
         )
     listed = _labels([f"{b['rule_id']} in {b['period']}" for b in breaches])
@@ -197,16 +206,22 @@ def reported_within_days(facts: Facts, within: int) -> Judged:
     evidence: dict[str, Any] = {"report_within_days": within, "reports": reports}
     if not days:
         return Judged(
-            Criterion.reported_within_days, False, evidence,
+            Criterion.reported_within_days,
+            False,
+            evidence,
             f"no loss was reported as a risk event for {facts.event_period.label}; it reached the bureau only through the filing",
         )
     if max(days) > within:
         return Judged(
-            Criterion.reported_within_days, False, evidence,
+            Criterion.reported_within_days,
+            False,
+            evidence,
             f"reported {max(days)} day(s) after it occurred; the policy allows {within}",
         )
     return Judged(
-        Criterion.reported_within_days, True, evidence,
+        Criterion.reported_within_days,
+        True,
+        evidence,
         f"reported {max(days)} day(s) after it occurred, within the {within} the policy allows",
     )
 
@@ -240,7 +255,9 @@ def active_when_done(facts: Facts) -> Judged:
     if all(state == ACTIVE for state in held):
         return Judged(Criterion.active_when_done, True, evidence, f"the pilot was active on {day}")
     return Judged(
-        Criterion.active_when_done, False, evidence,
+        Criterion.active_when_done,
+        False,
+        evidence,
         f"the pilot was {' then '.join(held)} on {day}, not active throughout the day",
     )
 
@@ -275,7 +292,9 @@ def no_new_business_while_suspended(facts: Facts, metric: str) -> Judged:
     if business:
         listed = _labels([f"{j['period']} ({metric} {j['value']})" for j in business])
         return Judged(
-            Criterion.no_new_business_while_suspended, False, evidence,
+            Criterion.no_new_business_while_suspended,
+            False,
+            evidence,
             f"new business was reported while the pilot was suspended: {listed}",
         )
     if not judged:
@@ -284,7 +303,9 @@ def no_new_business_while_suspended(facts: Facts, metric: str) -> Judged:
             detail += f" (partly suspended in {_labels(partly)}, which a period's figures cannot split)"
         return Judged(Criterion.no_new_business_while_suspended, True, evidence, detail)
     return Judged(
-        Criterion.no_new_business_while_suspended, True, evidence,
+        Criterion.no_new_business_while_suspended,
+        True,
+        evidence,
         f"no new business ({metric} 0 or not reported) in the suspended period(s) {_labels([j['period'] for j in judged])}",
     )
 
@@ -293,15 +314,21 @@ def no_prior_breach(facts: Facts, periods: int) -> Judged:
     last = facts.event_period.ordinal - 1
     first = facts.event_period.ordinal - periods
     offending = [
-        r for r in facts.results
-        if first <= r.period.ordinal <= last and r.enforced_breach and r.action in TRIP_ACTIONS
+        r
+        for r in facts.results
+        if first <= r.period.ordinal <= last
+        and r.enforced_breach
+        and r.action in TRIP_ACTIONS
         and (facts.rule_id is None or r.rule_id == facts.rule_id)
     ]
     breaches = _breaches(offending)
     window = f"the {periods} period(s) before {facts.event_period.label}"
     what = f"rule {facts.rule_id}" if facts.rule_id else "any trip rule"
     evidence: dict[str, Any] = {
-        "periods": periods, "before_period": facts.event_period.label, "rule_id": facts.rule_id, "breaches": breaches,
+        "periods": periods,
+        "before_period": facts.event_period.label,
+        "rule_id": facts.rule_id,
+        "breaches": breaches,
     }
     if not breaches:
         return Judged(Criterion.no_prior_breach, True, evidence, f"no breach of {what} in {window}")
@@ -316,23 +343,40 @@ def npl_tolerance(facts: Facts, metric: str, tolerance: Decimal) -> Judged:
     bank = facts.institution_npl
     limit = bank + tolerance if bank is not None else None
     evidence: dict[str, Any] = {
-        "metric": metric, "period": latest.period.label if latest else None, "pilot_npl": _text(pilot_npl),
-        "institution_npl": _text(bank), "tolerance": _text(tolerance), "limit": _text(limit),
+        "metric": metric,
+        "period": latest.period.label if latest else None,
+        "pilot_npl": _text(pilot_npl),
+        "institution_npl": _text(bank),
+        "tolerance": _text(tolerance),
+        "limit": _text(limit),
     }
     if pilot_npl is None or limit is None:
-        missing = [name for name, value in ((f"a filed {metric}", pilot_npl), ("the institution's NPL ratio", bank)) if value is None]
+        missing = [
+            name
+            for name, value in (
+                (f"the pilot's {metric} up to {facts.event_period.label}", pilot_npl),
+                ("the institution's bank-wide NPL ratio", bank),
+            )
+            if value is None
+        ]
         return Judged(
-            Criterion.npl_tolerance, False, evidence,
-            f"{' and '.join(missing)} up to {facts.event_period.label} is not on record; missing data is never read as compliance",
+            Criterion.npl_tolerance,
+            False,
+            evidence,
+            f"not on record: {' and '.join(missing)}; missing data is never read as compliance",
         )
     assert latest is not None
     if pilot_npl <= limit:
         return Judged(
-            Criterion.npl_tolerance, True, evidence,
+            Criterion.npl_tolerance,
+            True,
+            evidence,
             f"{metric} {_text(pilot_npl)} ({latest.period.label}) is within the institution's {_text(bank)} plus {_text(tolerance)}",
         )
     return Judged(
-        Criterion.npl_tolerance, False, evidence,
+        Criterion.npl_tolerance,
+        False,
+        evidence,
         f"{metric} {_text(pilot_npl)} ({latest.period.label}) is above the institution's {_text(bank)} plus {_text(tolerance)} = {_text(limit)}",
     )
 

@@ -13,7 +13,10 @@ from sandbox.models import AuditEntry, Evaluation, Exemption, Filing, FilingVers
 
 def get_for_update(session: Session, exemption_id: uuid.UUID) -> Exemption | None:
     return session.execute(
-        select(Exemption).where(Exemption.id == exemption_id).with_for_update().execution_options(populate_existing=True)
+        select(Exemption)
+        .where(Exemption.id == exemption_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
 
 
@@ -129,4 +132,8 @@ def pilot_state_changes(session: Session, pilot_id: uuid.UUID) -> list[tuple[dat
         .where(AuditEntry.object_type == "pilot", AuditEntry.object_id == str(pilot_id))
         .order_by(AuditEntry.seq)
     ).all()
-    return [(e.at, str(e.after["state"])) for e in entries if e.after and e.action.startswith("pilot.") and "state" in e.after]
+    return [
+        (e.at, str(e.after["state"]))
+        for e in entries
+        if e.after and e.action.startswith("pilot.") and "state" in e.after
+    ]

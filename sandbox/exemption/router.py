@@ -19,13 +19,29 @@ router = APIRouter(tags=["exemptions"], route_class=ExactJSONRoute)
 def exemption_read(labelled: Labelled, actor: Actor) -> ExemptionRead:
     e = labelled.exemption
     return ExemptionRead(
-        id=e.id, pilot_id=e.pilot_id, pilot_reference=labelled.pilot_reference, trigger=e.trigger,
-        risk_event_id=e.risk_event_id, rule_id=e.rule_id, evaluation_id=e.evaluation_id,
-        policy_version=labelled.policy_version, state=e.state, finding=e.finding, assessment=e.assessment,
-        statement=e.statement, claimed_by_id=e.claimed_by_id, decision=e.decision, decision_reason=e.decision_reason,
-        decided_by_id=e.decided_by_id, decided_at=e.decided_at, confirmed_by_id=e.confirmed_by_id,
-        confirmation_reason=e.confirmation_reason, confirmed_at=e.confirmed_at,
-        allowed_commands=service.allowed_commands(e, actor), created_at=e.created_at, updated_at=e.updated_at,
+        id=e.id,
+        pilot_id=e.pilot_id,
+        pilot_reference=labelled.pilot_reference,
+        trigger=e.trigger,
+        risk_event_id=e.risk_event_id,
+        rule_id=e.rule_id,
+        evaluation_id=e.evaluation_id,
+        policy_version=labelled.policy_version,
+        state=e.state,
+        finding=e.finding,
+        assessment=e.assessment,
+        statement=e.statement,
+        claimed_by_id=e.claimed_by_id,
+        decision=e.decision,
+        decision_reason=e.decision_reason,
+        decided_by_id=e.decided_by_id,
+        decided_at=e.decided_at,
+        confirmed_by_id=e.confirmed_by_id,
+        confirmation_reason=e.confirmation_reason,
+        confirmed_at=e.confirmed_at,
+        allowed_commands=service.allowed_commands(e, actor),
+        created_at=e.created_at,
+        updated_at=e.updated_at,
         version=e.version,
     )
 
@@ -38,13 +54,23 @@ def _respond(session: DbSession, response: Response, exemption_id: uuid.UUID, ac
 
 @router.post("/pilots/{pilot_id}/exemptions", status_code=status.HTTP_201_CREATED, response_model=ExemptionRead)
 def claim_exemption(
-    pilot_id: uuid.UUID, body: ExemptionClaim, request: Request, session: DbSession, actor: CurrentActor, now: Now,
+    pilot_id: uuid.UUID,
+    body: ExemptionClaim,
+    request: Request,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
     response: Response,
 ) -> ExemptionRead:
     """An institution admin claims a due-diligence exemption for one of the pilot's risk events;
     the answer carries the system's assessment."""
     exemption = service.claim_exemption(
-        session, pilot_id, risk_event_id=body.risk_event_id, statement=body.statement, actor=actor, at=now,
+        session,
+        pilot_id,
+        risk_event_id=body.risk_event_id,
+        statement=body.statement,
+        actor=actor,
+        at=now,
         calendars=request.app.state.calendars,
     )
     response.headers["Location"] = f"/api/v1/exemptions/{exemption.id}"
@@ -53,8 +79,11 @@ def claim_exemption(
 
 @router.get("/exemptions")
 def list_exemptions(
-    session: DbSession, actor: CurrentActor, page: Paging,
-    state: Annotated[list[ExemptionState] | None, Query()] = None, pilot_id: uuid.UUID | None = None,
+    session: DbSession,
+    actor: CurrentActor,
+    page: Paging,
+    state: Annotated[list[ExemptionState] | None, Query()] = None,
+    pilot_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     rows, total = service.list_exemptions(
         session, actor=actor, states=state, pilot_id=pilot_id, offset=page.offset, limit=page.limit
@@ -63,26 +92,44 @@ def list_exemptions(
 
 
 @router.get("/exemptions/{exemption_id}", response_model=ExemptionRead)
-def get_exemption(exemption_id: uuid.UUID, session: DbSession, actor: CurrentActor, response: Response) -> ExemptionRead:
+def get_exemption(
+    exemption_id: uuid.UUID, session: DbSession, actor: CurrentActor, response: Response
+) -> ExemptionRead:
     return _respond(session, response, exemption_id, actor)
 
 
 @router.post("/exemptions/{exemption_id}/decide", response_model=ExemptionRead)
 def decide(
-    exemption_id: uuid.UUID, body: DecideBody, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch,
+    exemption_id: uuid.UUID,
+    body: DecideBody,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
+    if_match: IfMatch,
     response: Response,
 ) -> ExemptionRead:
     """A supervisor grants or denies; against the assessment's finding, the reason must be at
     least 80 characters and a second bureau user must confirm."""
     service.decide(
-        session, exemption_id, decision=body.decision, reason=body.reason, actor=actor, at=now, expected_version=if_match
+        session,
+        exemption_id,
+        decision=body.decision,
+        reason=body.reason,
+        actor=actor,
+        at=now,
+        expected_version=if_match,
     )
     return _respond(session, response, exemption_id, actor)
 
 
 @router.post("/exemptions/{exemption_id}/confirm", response_model=ExemptionRead)
 def confirm(
-    exemption_id: uuid.UUID, body: ConfirmBody, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch,
+    exemption_id: uuid.UUID,
+    body: ConfirmBody,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
+    if_match: IfMatch,
     response: Response,
 ) -> ExemptionRead:
     service.confirm(session, exemption_id, reason=body.reason, actor=actor, at=now, expected_version=if_match)

@@ -137,8 +137,11 @@ def _facts(
         if found is not None:
             records.append(
                 PeriodRecord(
-                    period, found.filing.due_on, found.first.days_late,
-                    {name: Decimal(text) for name, text in found.latest.metrics.items()}, found.filing.due_estimated,
+                    period,
+                    found.filing.due_on,
+                    found.first.days_late,
+                    {name: Decimal(text) for name, text in found.latest.metrics.items()},
+                    found.filing.due_estimated,
                 )
             )
         else:
@@ -146,8 +149,12 @@ def _facts(
             records.append(PeriodRecord(period, due.date, None, {}, due.estimated))
     results = [
         RuleResult(
-            Period.from_ordinal(frequency, evaluation.period_ordinal), str(outcome["rule_id"]), str(outcome["status"]),
-            str(outcome.get("action", "")), str(outcome.get("mode", "enforce")), frozenset(outcome.get("reads") or {}),
+            Period.from_ordinal(frequency, evaluation.period_ordinal),
+            str(outcome["rule_id"]),
+            str(outcome["status"]),
+            str(outcome.get("action", "")),
+            str(outcome.get("mode", "enforce")),
+            frozenset(outcome.get("reads") or {}),
             evaluation.id,
         )
         for evaluation in repository.evaluations_up_to(session, pilot.id, event_period.ordinal)
@@ -161,8 +168,14 @@ def _facts(
     institution = session.get(Institution, pilot.institution_id)
     assert institution is not None
     return Facts(
-        event_on=event_on, event_period=event_period, reports=reports, periods=records, results=results,
-        states=states, institution_npl=institution.npl_ratio, rule_id=rule_id,
+        event_on=event_on,
+        event_period=event_period,
+        reports=reports,
+        periods=records,
+        results=results,
+        states=states,
+        institution_npl=institution.npl_ratio,
+        rule_id=rule_id,
     )
 
 
@@ -183,19 +196,37 @@ def _create(
     assert document.exemption is not None
     assessment = assess(document.exemption, facts, as_of=at, policy_version=version.version)
     exemption = Exemption(
-        pilot_id=pilot.id, trigger=trigger, risk_event_id=risk_event.id if risk_event else None, rule_id=facts.rule_id,
-        evaluation_id=evaluation.id if evaluation else None, policy_version_id=version.id, state=S.assessed,
-        assessment=assessment, finding=assessment["finding"], statement=statement,
-        claimed_by_id=actor.user_id if trigger == TRIGGER_CLAIM else None, created_at=at, updated_at=at,
+        pilot_id=pilot.id,
+        trigger=trigger,
+        risk_event_id=risk_event.id if risk_event else None,
+        rule_id=facts.rule_id,
+        evaluation_id=evaluation.id if evaluation else None,
+        policy_version_id=version.id,
+        state=S.assessed,
+        assessment=assessment,
+        finding=assessment["finding"],
+        statement=statement,
+        claimed_by_id=actor.user_id if trigger == TRIGGER_CLAIM else None,
+        created_at=at,
+        updated_at=at,
     )
     session.add(exemption)
     session.flush()
     record(
-        session, at=at, actor=actor, action="exemption.claim" if trigger == TRIGGER_CLAIM else "exemption.assess",
-        object_type="exemption", object_id=exemption.id,
+        session,
+        at=at,
+        actor=actor,
+        action="exemption.claim" if trigger == TRIGGER_CLAIM else "exemption.assess",
+        object_type="exemption",
+        object_id=exemption.id,
         after={
-            "state": exemption.state, "pilot_id": pilot.id, "trigger": trigger, "risk_event_id": exemption.risk_event_id,
-            "rule_id": exemption.rule_id, "evaluation_id": exemption.evaluation_id, "policy_version": version.version,
+            "state": exemption.state,
+            "pilot_id": pilot.id,
+            "trigger": trigger,
+            "risk_event_id": exemption.risk_event_id,
+            "rule_id": exemption.rule_id,
+            "evaluation_id": exemption.evaluation_id,
+            "policy_version": version.version,
             "finding": exemption.finding,
             "unmet": [c["criterion"] for c in assessment["criteria"] if not c["met"]],
         },
@@ -238,13 +269,25 @@ def assess_risk_event(
             )
         return None
     facts = _facts(
-        session, pilot, document, event_on=risk_event.occurred_on,
+        session,
+        pilot,
+        document,
+        event_on=risk_event.occurred_on,
         event_period=period_of(risk_event.occurred_on, document.schedule.frequency),
-        reports=[Report(risk_event.occurred_on, risk_event.reported_at, risk_event.id)], rule_id=None,
+        reports=[Report(risk_event.occurred_on, risk_event.reported_at, risk_event.id)],
+        rule_id=None,
         calendars=calendars,
     )
     return _create(
-        session, pilot, version, document, facts, trigger=trigger, actor=actor, at=at, risk_event=risk_event,
+        session,
+        pilot,
+        version,
+        document,
+        facts,
+        trigger=trigger,
+        actor=actor,
+        at=at,
+        risk_event=risk_event,
         statement=statement,
     )
 
@@ -281,11 +324,27 @@ def assess_after_evaluation(
             if e.amount is not None and e.amount > 0
         ]
         facts = _facts(
-            session, pilot, document, event_on=period.end, event_period=period, reports=losses, rule_id=rule_id,
+            session,
+            pilot,
+            document,
+            event_on=period.end,
+            event_period=period,
+            reports=losses,
+            rule_id=rule_id,
             calendars=calendars,
         )
         created.append(
-            _create(session, pilot, version, document, facts, trigger=TRIGGER_RULE, actor=SYSTEM, at=at, evaluation=evaluation)
+            _create(
+                session,
+                pilot,
+                version,
+                document,
+                facts,
+                trigger=TRIGGER_RULE,
+                actor=SYSTEM,
+                at=at,
+                evaluation=evaluation,
+            )
         )
     return created
 
@@ -310,15 +369,19 @@ def claim_exemption(
     if risk_event is None or risk_event.pilot_id != pilot.id:
         raise InvalidInput(
             f"no risk event {risk_event_id} on pilot {pilot.reference}",
-            [{"loc": ["body", "risk_event_id"], "msg": f"not a risk event of pilot {pilot.reference}", "type": "value_error"}],
+            [
+                {
+                    "loc": ["body", "risk_event_id"],
+                    "msg": f"not a risk event of pilot {pilot.reference}",
+                    "type": "value_error",
+                }
+            ],
         )
     for earlier in repository.for_risk_event(session, risk_event.id):
         if earlier.state == S.granted:
             raise Conflict("an exemption was already granted for this risk event", exemption_id=str(earlier.id))
         if earlier.trigger == TRIGGER_CLAIM and earlier.state in UNDECIDED:
-            raise Conflict(
-                "this risk event is already claimed and awaits a decision", exemption_id=str(earlier.id)
-            )
+            raise Conflict("this risk event is already claimed and awaits a decision", exemption_id=str(earlier.id))
     exemption = assess_risk_event(
         session, pilot, risk_event, trigger=TRIGGER_CLAIM, actor=actor, at=at, statement=statement, calendars=calendars
     )
@@ -374,9 +437,20 @@ def decide(
     exemption.updated_at = at
     session.flush()
     record(
-        session, at=at, actor=actor, action="exemption.decide", object_type="exemption", object_id=exemption.id,
+        session,
+        at=at,
+        actor=actor,
+        action="exemption.decide",
+        object_type="exemption",
+        object_id=exemption.id,
         before={"state": before},
-        after={"state": target, "decision": decision, "finding": exemption.finding, "against_finding": against, "reason": reason},
+        after={
+            "state": target,
+            "decision": decision,
+            "finding": exemption.finding,
+            "against_finding": against,
+            "reason": reason,
+        },
     )
     return exemption
 
@@ -409,7 +483,13 @@ def confirm(
     exemption.updated_at = at
     session.flush()
     record(
-        session, at=at, actor=actor, action="exemption.confirm", object_type="exemption", object_id=exemption.id,
-        before={"state": before}, after={"state": target, "decision": exemption.decision, "reason": reason},
+        session,
+        at=at,
+        actor=actor,
+        action="exemption.confirm",
+        object_type="exemption",
+        object_id=exemption.id,
+        before={"state": before},
+        after={"state": target, "decision": exemption.decision, "reason": reason},
     )
     return exemption

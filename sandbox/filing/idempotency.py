@@ -43,7 +43,9 @@ def claim(session: Session, institution_id: uuid.UUID, key: str, digest: str, *,
         lock_id = int.from_bytes(hashlib.sha256(f"{institution_id}:{key}".encode()).digest()[:8], "big", signed=True)
         if not session.execute(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": lock_id}).scalar_one():
             raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly")
-    row = session.scalar(select(IdempotencyKey).where(IdempotencyKey.institution_id == institution_id, IdempotencyKey.key == key))
+    row = session.scalar(
+        select(IdempotencyKey).where(IdempotencyKey.institution_id == institution_id, IdempotencyKey.key == key)
+    )
     if row is None:
         return None
     if row.expires_at <= at:
@@ -59,11 +61,25 @@ def claim(session: Session, institution_id: uuid.UUID, key: str, digest: str, *,
     return Replay(row.status_code, row.response)
 
 
-def remember(session: Session, institution_id: uuid.UUID, key: str, digest: str, status_code: int, body: dict[str, Any], *, at: datetime) -> None:
+def remember(
+    session: Session,
+    institution_id: uuid.UUID,
+    key: str,
+    digest: str,
+    status_code: int,
+    body: dict[str, Any],
+    *,
+    at: datetime,
+) -> None:
     session.add(
         IdempotencyKey(
-            institution_id=institution_id, key=key, request_hash=digest, status_code=status_code, response=body,
-            created_at=at, expires_at=at + KEEP,
+            institution_id=institution_id,
+            key=key,
+            request_hash=digest,
+            status_code=status_code,
+            response=body,
+            created_at=at,
+            expires_at=at + KEEP,
         )
     )
     session.flush()

@@ -17,16 +17,22 @@ def find(session: Session, pilot_id: uuid.UUID, period: str, *, lock: bool = Fal
 
 
 def versions(session: Session, filing_id: uuid.UUID) -> Sequence[FilingVersion]:
-    return session.scalars(select(FilingVersion).where(FilingVersion.filing_id == filing_id).order_by(FilingVersion.version)).all()
+    return session.scalars(
+        select(FilingVersion).where(FilingVersion.filing_id == filing_id).order_by(FilingVersion.version)
+    ).all()
 
 
 def latest(session: Session, filing: Filing) -> FilingVersion:
     return session.execute(
-        select(FilingVersion).where(FilingVersion.filing_id == filing.id, FilingVersion.version == filing.latest_version)
+        select(FilingVersion).where(
+            FilingVersion.filing_id == filing.id, FilingVersion.version == filing.latest_version
+        )
     ).scalar_one()
 
 
-def list_page(session: Session, pilot_id: uuid.UUID, offset: int, limit: int) -> tuple[Sequence[tuple[Filing, FilingVersion]], int]:
+def list_page(
+    session: Session, pilot_id: uuid.UUID, offset: int, limit: int
+) -> tuple[Sequence[tuple[Filing, FilingVersion]], int]:
     query = (
         select(Filing, FilingVersion)
         .join(FilingVersion, FilingVersion.filing_id == Filing.id)
@@ -40,7 +46,9 @@ def list_page(session: Session, pilot_id: uuid.UUID, offset: int, limit: int) ->
 def pilots_by_reference(session: Session, institution_id: uuid.UUID, references: Sequence[str]) -> dict[str, Pilot]:
     if not references:
         return {}
-    rows = session.scalars(select(Pilot).where(Pilot.institution_id == institution_id, Pilot.reference.in_(list(references))))
+    rows = session.scalars(
+        select(Pilot).where(Pilot.institution_id == institution_id, Pilot.reference.in_(list(references)))
+    )
     return {p.reference: p for p in rows}
 
 

@@ -29,30 +29,50 @@ def _calendars(request: Request) -> Mapping[str, WorkingCalendar]:
 
 def version_read(version: FilingVersion) -> FilingVersionRead:
     return FilingVersionRead(
-        id=version.id, version=version.version, metrics=version.metrics, breakdown=version.breakdown,
-        received_at=version.received_at, days_late=version.days_late, channel=version.channel, reason=version.reason,
+        id=version.id,
+        version=version.version,
+        metrics=version.metrics,
+        breakdown=version.breakdown,
+        received_at=version.received_at,
+        days_late=version.days_late,
+        channel=version.channel,
+        reason=version.reason,
     )
 
 
 def judgement_json(judgement: Judgement) -> dict[str, Any]:
     evaluation = judgement.evaluation
     return {
-        "id": str(evaluation.id), "period": evaluation.period, "policy_version": judgement.policy.document.program.version,
+        "id": str(evaluation.id),
+        "period": evaluation.period,
+        "policy_version": judgement.policy.document.program.version,
         "outcomes": evaluation.outcomes,
     }
 
 
 def filing_read(filing: Filing, current: FilingVersion, **extra: Any) -> FilingRead:
     return FilingRead(
-        id=filing.id, pilot_id=filing.pilot_id, period=filing.period, due_on=filing.due_on,
-        due_estimated=filing.due_estimated, latest_version=filing.latest_version, current=version_read(current), **extra,
+        id=filing.id,
+        pilot_id=filing.pilot_id,
+        period=filing.period,
+        due_on=filing.due_on,
+        due_estimated=filing.due_estimated,
+        latest_version=filing.latest_version,
+        current=version_read(current),
+        **extra,
     )
 
 
 @router.post("/pilots/{pilot_id}/filings", status_code=status.HTTP_201_CREATED, response_model=FilingRead)
 def create_filing(
-    pilot_id: uuid.UUID, body: FilingCreate, request: Request, session: DbSession, actor: CurrentActor, now: Now,
-    response: Response, idempotency_key: Annotated[str | None, Header()] = None,
+    pilot_id: uuid.UUID,
+    body: FilingCreate,
+    request: Request,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Any:
     """File one pilot-period. The answer includes every rule's outcome for the period."""
     digest = idempotency.request_hash(str(pilot_id), body.model_dump(mode="json"))
@@ -61,16 +81,20 @@ def create_filing(
         if replay is not None:
             return JSONResponse(replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"})
     data = FilingInput(
-        period=body.period, metrics=dict(body.metrics),
+        period=body.period,
+        metrics=dict(body.metrics),
         breakdown=[Breakdown(b.metric, b.value, dict(b.dimensions)) for b in body.breakdown],
-        amends=body.amends, reason=body.reason,
+        amends=body.amends,
+        reason=body.reason,
     )
     filing, version, judgement = service.submit_filing(
         session, pilot_id, data, actor=actor, at=now, channel="api", calendars=_calendars(request)
     )
     result = filing_read(filing, version, evaluation=judgement_json(judgement))
     if idempotency_key is not None and actor.institution_id is not None:
-        idempotency.remember(session, actor.institution_id, idempotency_key, digest, 201, result.model_dump(mode="json"), at=now)
+        idempotency.remember(
+            session, actor.institution_id, idempotency_key, digest, 201, result.model_dump(mode="json"), at=now
+        )
     response.headers["Location"] = f"/api/v1/filings/{filing.id}"
     return result
 
@@ -95,18 +119,26 @@ def upload_filings(
     settings = request.app.state.settings
     data = file.file.read(settings.max_upload_bytes + 1)
     try:
-        parsed = read_upload(data, file.filename or "upload", max_bytes=settings.max_upload_bytes, max_rows=settings.max_upload_rows)
+        parsed = read_upload(
+            data, file.filename or "upload", max_bytes=settings.max_upload_bytes, max_rows=settings.max_upload_rows
+        )
     except UploadRefused as refused:
         problems = [RowProblem(e.row, e.column, e.message) for e in refused.errors]
         raise InvalidInput(
-            f"the file was refused and nothing was written: {len(problems)} problem(s)", [p.as_error() for p in problems]
+            f"the file was refused and nothing was written: {len(problems)} problem(s)",
+            [p.as_error() for p in problems],
         ) from None
     written = import_filings(session, parsed, actor=actor, at=now, calendars=_calendars(request))
     return {
         "filings": [
-            {"id": str(f.id), "pilot_id": str(f.pilot_id), "period": f.period, "version": v.version,
-             "breaches": [o.rule_id for o in j.outcomes if o.status == "breach"],
-             "tripped": [b.rule_id for b, signals in j.breakers if "tripped" in signals]}
+            {
+                "id": str(f.id),
+                "pilot_id": str(f.pilot_id),
+                "period": f.period,
+                "version": v.version,
+                "breaches": [o.rule_id for o in j.outcomes if o.status == "breach"],
+                "tripped": [b.rule_id for b, signals in j.breakers if "tripped" in signals],
+            }
             for f, v, j in written
         ],
         "count": len(written),

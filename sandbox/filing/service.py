@@ -69,7 +69,9 @@ def check_values(document: PolicyDocument, data: FilingInput) -> list[Problem]:
     def check(where: tuple[Any, ...], name: str, value: Decimal) -> None:
         spec = catalogue.get(name)
         if spec is None:
-            problems.append(Problem(where, f"unknown metric {name!r}; the program's metrics are {', '.join(catalogue)}"))
+            problems.append(
+                Problem(where, f"unknown metric {name!r}; the program's metrics are {', '.join(catalogue)}")
+            )
             return
         if decimal_places(value) > spec.decimals:
             problems.append(Problem(where, f"{value} has more than the {spec.decimals} decimal place(s) {name} allows"))
@@ -88,7 +90,10 @@ def check_values(document: PolicyDocument, data: FilingInput) -> list[Problem]:
         unknown = [d for d in row.dimensions if d not in document.scope]
         if unknown:
             problems.append(
-                Problem(("breakdown", index, "dimensions"), f"unknown scope dimension(s) {', '.join(unknown)}; the program has {', '.join(document.scope)}")
+                Problem(
+                    ("breakdown", index, "dimensions"),
+                    f"unknown scope dimension(s) {', '.join(unknown)}; the program has {', '.join(document.scope)}",
+                )
             )
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     for index, row in enumerate(data.breakdown):
@@ -114,7 +119,9 @@ class Admitted:
     existing: Filing | None
 
 
-def admit(session: Session, pilot: Pilot, data: FilingInput, *, at: datetime, lock: bool = True) -> tuple[Admitted | None, list[Problem]]:
+def admit(
+    session: Session, pilot: Pilot, data: FilingInput, *, at: datetime, lock: bool = True
+) -> tuple[Admitted | None, list[Problem]]:
     """Every check on one filing short of writing it; problems are returned, not raised, so an
     upload can list the problems of all its rows."""
     program_frequency = _frequency(session, pilot)
@@ -124,9 +131,19 @@ def admit(session: Session, pilot: Pilot, data: FilingInput, *, at: datetime, lo
         return None, [Problem(("period",), str(exc))]
     today = bureau_date(at)
     if period not in expected_periods(pilot.start_on, pilot.end_on, program_frequency):
-        return None, [Problem(("period",), f"{period.label} is outside the pilot's dates ({pilot.start_on.isoformat()} to {pilot.end_on.isoformat()})")]
+        return None, [
+            Problem(
+                ("period",),
+                f"{period.label} is outside the pilot's dates ({pilot.start_on.isoformat()} to {pilot.end_on.isoformat()})",
+            )
+        ]
     if period.end >= today:
-        return None, [Problem(("period",), f"{period.label} has not ended yet (it ends on {period.end.isoformat()}); file it from the day after")]
+        return None, [
+            Problem(
+                ("period",),
+                f"{period.label} has not ended yet (it ends on {period.end.isoformat()}); file it from the day after",
+            )
+        ]
     document = policy_document(policy_for_period(session, pilot, period))
     problems = check_values(document, data)
     existing = repository.find(session, pilot.id, period.label, lock=lock)
@@ -154,7 +171,13 @@ def _frequency(session: Session, pilot: Pilot) -> Any:
 
 
 def write(
-    session: Session, admitted: Admitted, *, actor: Actor, at: datetime, channel: str, calendars: Mapping[str, WorkingCalendar]
+    session: Session,
+    admitted: Admitted,
+    *,
+    actor: Actor,
+    at: datetime,
+    channel: str,
+    calendars: Mapping[str, WorkingCalendar],
 ) -> tuple[Filing, FilingVersion, Judgement]:
     pilot, period, data = admitted.pilot, admitted.period, admitted.data
     schedule = admitted.document.schedule
@@ -166,8 +189,14 @@ def write(
     filing = admitted.existing
     if filing is None:
         filing = Filing(
-            pilot_id=pilot.id, period=period.label, period_ordinal=period.ordinal, due_on=due.date,
-            due_estimated=due.estimated, latest_version=1, created_at=at, updated_at=at,
+            pilot_id=pilot.id,
+            period=period.label,
+            period_ordinal=period.ordinal,
+            due_on=due.date,
+            due_estimated=due.estimated,
+            latest_version=1,
+            created_at=at,
+            updated_at=at,
         )
         session.add(filing)
         session.flush()
@@ -175,19 +204,36 @@ def write(
         filing.latest_version += 1
         filing.updated_at = at
     version = FilingVersion(
-        filing_id=filing.id, version=filing.latest_version,
+        filing_id=filing.id,
+        version=filing.latest_version,
         metrics={k: format(v, "f") for k, v in data.metrics.items()},
-        breakdown=[{"metric": b.metric, "value": format(b.value, "f"), "dimensions": b.dimensions} for b in data.breakdown],
-        received_at=at, received_on=received_on, days_late=days_late(received_on, filing.due_on), channel=channel,
-        submitted_by_id=actor.user_id, reason=data.reason,
+        breakdown=[
+            {"metric": b.metric, "value": format(b.value, "f"), "dimensions": b.dimensions} for b in data.breakdown
+        ],
+        received_at=at,
+        received_on=received_on,
+        days_late=days_late(received_on, filing.due_on),
+        channel=channel,
+        submitted_by_id=actor.user_id,
+        reason=data.reason,
     )
     session.add(version)
     session.flush()
     record(
-        session, at=at, actor=actor, action="filing.amend" if version.version > 1 else "filing.create",
-        object_type="filing", object_id=filing.id,
-        after={"pilot_id": pilot.id, "period": period.label, "version": version.version, "channel": channel,
-               "days_late": version.days_late, "reason": data.reason},
+        session,
+        at=at,
+        actor=actor,
+        action="filing.amend" if version.version > 1 else "filing.create",
+        object_type="filing",
+        object_id=filing.id,
+        after={
+            "pilot_id": pilot.id,
+            "period": period.label,
+            "version": version.version,
+            "channel": channel,
+            "days_late": version.days_late,
+            "reason": data.reason,
+        },
     )
     judgement = evaluate_period(
         session, pilot, period, trigger="amendment" if version.version > 1 else "filing", filing_version=version, at=at
@@ -211,7 +257,13 @@ def _filing_pilot(session: Session, pilot_id: uuid.UUID, actor: Actor) -> Pilot:
 
 
 def submit_filing(
-    session: Session, pilot_id: uuid.UUID, data: FilingInput, *, actor: Actor, at: datetime, channel: str,
+    session: Session,
+    pilot_id: uuid.UUID,
+    data: FilingInput,
+    *,
+    actor: Actor,
+    at: datetime,
+    channel: str,
     calendars: Mapping[str, WorkingCalendar],
 ) -> tuple[Filing, FilingVersion, Judgement]:
     """One pilot-period through the API: checked, written, and judged in the same transaction."""
@@ -220,7 +272,10 @@ def submit_filing(
     if admitted is None:
         if len(problems) == 1 and problems[0].conflict:
             raise Conflict(problems[0].message, period=data.period)
-        raise InvalidInput(f"{len(problems)} problem(s) with the filing: " + "; ".join(p.message for p in problems[:3]), _body_errors(problems))
+        raise InvalidInput(
+            f"{len(problems)} problem(s) with the filing: " + "; ".join(p.message for p in problems[:3]),
+            _body_errors(problems),
+        )
     return write(session, admitted, actor=actor, at=at, channel=channel, calendars=calendars)
 
 
@@ -235,6 +290,8 @@ def get_filing(session: Session, filing_id: uuid.UUID, *, actor: Actor) -> tuple
     return filing, repository.versions(session, filing.id)
 
 
-def list_filings(session: Session, pilot_id: uuid.UUID, *, actor: Actor, offset: int, limit: int) -> tuple[Sequence[tuple[Filing, FilingVersion]], int]:
+def list_filings(
+    session: Session, pilot_id: uuid.UUID, *, actor: Actor, offset: int, limit: int
+) -> tuple[Sequence[tuple[Filing, FilingVersion]], int]:
     pilot = get_pilot(session, pilot_id, actor=actor)
     return repository.list_page(session, pilot.id, offset, limit)

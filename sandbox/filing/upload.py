@@ -34,8 +34,13 @@ class RowProblem:
     message: str
 
     def as_error(self) -> dict[str, object]:
-        return {"loc": ["file", f"row {self.row}" if self.row else "file", self.column or ""], "row": self.row,
-                "column": self.column, "msg": self.message, "type": "upload"}
+        return {
+            "loc": ["file", f"row {self.row}" if self.row else "file", self.column or ""],
+            "row": self.row,
+            "column": self.column,
+            "msg": self.message,
+            "type": "upload",
+        }
 
 
 def _value(cell: Cell, problems: list[RowProblem]) -> Decimal | None:
@@ -55,11 +60,18 @@ def _locate(parsed: ParsedFiling, problem: Problem) -> RowProblem:
     if head == "breakdown":
         cell = parsed.breakdown[problem.where[1]].value
         return RowProblem(cell.row, cell.column, problem.message)
-    return RowProblem(first_row, "period" if head == "period" else None, f"{parsed.pilot} {parsed.period}: {problem.message}")
+    return RowProblem(
+        first_row, "period" if head == "period" else None, f"{parsed.pilot} {parsed.period}: {problem.message}"
+    )
 
 
 def import_filings(
-    session: Session, parsed: Sequence[ParsedFiling], *, actor: Actor, at: datetime, calendars: Mapping[str, WorkingCalendar]
+    session: Session,
+    parsed: Sequence[ParsedFiling],
+    *,
+    actor: Actor,
+    at: datetime,
+    calendars: Mapping[str, WorkingCalendar],
 ) -> list[tuple[Filing, FilingVersion, Judgement]]:
     actor.require(Role.filer, Role.institution_admin, doing="upload filings")
     if actor.institution_id is None:
@@ -78,10 +90,16 @@ def import_filings(
             continue
         before = len(problems)
         metrics = {name: _value(cell, problems) for name, cell in item.metrics.items()}
-        rows = [Breakdown(b.metric, value, b.dimensions) for b in item.breakdown if (value := _value(b.value, problems)) is not None]
+        rows = [
+            Breakdown(b.metric, value, b.dimensions)
+            for b in item.breakdown
+            if (value := _value(b.value, problems)) is not None
+        ]
         if len(problems) > before:
             continue
-        data = FilingInput(period=item.period, metrics={k: v for k, v in metrics.items() if v is not None}, breakdown=rows)
+        data = FilingInput(
+            period=item.period, metrics={k: v for k, v in metrics.items() if v is not None}, breakdown=rows
+        )
         ok, refused = admit(session, pilot, data, at=at)
         problems.extend(_locate(item, p) for p in refused)
         if ok is not None:
@@ -90,7 +108,12 @@ def import_filings(
         shown = problems[:MAX_REPORTED]
         raise InvalidInput(
             f"the file was refused and nothing was written: {len(problems)} problem(s)",
-            [p.as_error() for p in shown] + ([{"loc": ["file"], "msg": f"and {len(problems) - MAX_REPORTED} more", "type": "upload"}] if len(problems) > MAX_REPORTED else []),
+            [p.as_error() for p in shown]
+            + (
+                [{"loc": ["file"], "msg": f"and {len(problems) - MAX_REPORTED} more", "type": "upload"}]
+                if len(problems) > MAX_REPORTED
+                else []
+            ),
         )
     admitted.sort(key=lambda a: (a.pilot.reference, a.period.ordinal))
     return [write(session, item, actor=actor, at=at, channel="upload", calendars=calendars) for item in admitted]

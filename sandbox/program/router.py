@@ -3,6 +3,7 @@ No prefix: this router serves both ``/programs`` and ``/policies``."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ from sandbox.actor import Actor
 from sandbox.api.deps import BureauActor, CurrentActor, DbSession, Now, Paging
 from sandbox.clock import bureau_date
 from sandbox.errors import SandboxError
+from sandbox.evaluation.backtest import backtest
 from sandbox.models import PolicyVersion, Program
 from sandbox.program import service
 from sandbox.program.schemas import (
@@ -22,6 +24,7 @@ from sandbox.program.schemas import (
     ProgramDetail,
     ProgramRead,
 )
+from sandbox.rules.policy_file import parse_policy
 
 router = APIRouter(tags=["programs"])
 
@@ -149,3 +152,32 @@ def validate_policy(
         content_hash=report.content_hash,
         problems=[PolicyProblemRead(**vars(p)) for p in report.problems],
     )
+
+
+@router.post(
+    "/policies/backtest",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The draft policy file (YAML) as the request body.",
+            "content": {media: {"schema": {"type": "string"}} for media in ("application/yaml", "text/plain")},
+        }
+    },
+)
+def backtest_policy(session: DbSession, actor: BureauActor, body: YamlBody) -> dict[str, Any]:
+    """Evaluate a draft policy over the stored history of its program, with breaker state
+    replayed, and show rule by rule what would change. Changes nothing."""
+    report = service.validate_policy_text(body, "request body")
+    if not report.ok:
+        raise service.policy_problems_error(report.problems, "the draft policy has problems")
+    result = backtest(session, parse_policy(body, "request body"))
+    session.rollback()
+    return {
+        "program": result.program,
+        "draft_version": result.draft_version,
+        "pilots": result.pilots,
+        "periods": result.periods,
+        "rules": [asdict(summary) for summary in result.rules.values()],
+        "changes": [asdict(change) for change in result.changes[:1000]],
+        "changes_total": len(result.changes),
+    }

@@ -19,8 +19,15 @@ def _reads(session: DbSession, events: Sequence[RiskEvent]) -> list[RiskEventRea
     exemptions = service.exemption_ids(session, events)
     return [
         RiskEventRead(
-            id=e.id, pilot_id=e.pilot_id, kind=e.kind, occurred_on=e.occurred_on, reported_at=e.reported_at,
-            amount=e.amount, description=e.description, reported_by_id=e.reported_by_id, exemption_ids=exemptions[e.id],
+            id=e.id,
+            pilot_id=e.pilot_id,
+            kind=e.kind,
+            occurred_on=e.occurred_on,
+            reported_at=e.reported_at,
+            amount=e.amount,
+            description=e.description,
+            reported_by_id=e.reported_by_id,
+            exemption_ids=exemptions[e.id],
         )
         for e in events
     ]
@@ -28,14 +35,26 @@ def _reads(session: DbSession, events: Sequence[RiskEvent]) -> list[RiskEventRea
 
 @router.post("/pilots/{pilot_id}/risk-events", status_code=status.HTTP_201_CREATED, response_model=RiskEventRead)
 def report_risk_event(
-    pilot_id: uuid.UUID, body: RiskEventCreate, request: Request, session: DbSession, actor: CurrentActor, now: Now,
+    pilot_id: uuid.UUID,
+    body: RiskEventCreate,
+    request: Request,
+    session: DbSession,
+    actor: CurrentActor,
+    now: Now,
     response: Response,
 ) -> RiskEventRead:
     """Report an incident. A loss (amount above zero) is assessed for a due-diligence exemption
     at once when the program's policy has criteria; ``exemption_ids`` lists the assessment."""
     event, _ = service.report_risk_event(
-        session, pilot_id, kind=body.kind, occurred_on=body.occurred_on, amount=body.amount,
-        description=body.description, actor=actor, at=now, calendars=request.app.state.calendars,
+        session,
+        pilot_id,
+        kind=body.kind,
+        occurred_on=body.occurred_on,
+        amount=body.amount,
+        description=body.description,
+        actor=actor,
+        at=now,
+        calendars=request.app.state.calendars,
     )
     response.headers["Location"] = f"/api/v1/pilots/{pilot_id}/risk-events"
     return _reads(session, [event])[0]

@@ -46,25 +46,44 @@ def report_risk_event(
     errors = []
     today = bureau_date(at)
     if occurred_on > today:
-        errors.append(_field("occurred_on", f"{occurred_on.isoformat()} is in the future (today is {today.isoformat()})"))
+        errors.append(
+            _field("occurred_on", f"{occurred_on.isoformat()} is in the future (today is {today.isoformat()})")
+        )
     if occurred_on < pilot.start_on:
         errors.append(
-            _field("occurred_on", f"{occurred_on.isoformat()} is before the pilot started ({pilot.start_on.isoformat()})")
+            _field(
+                "occurred_on", f"{occurred_on.isoformat()} is before the pilot started ({pilot.start_on.isoformat()})"
+            )
         )
     if amount is not None and amount < 0:
         errors.append(_field("amount", "an amount cannot be negative"))
     if errors:
         raise InvalidInput("the risk event was refused: " + "; ".join(str(e["msg"]) for e in errors), errors)
     event = RiskEvent(
-        pilot_id=pilot.id, kind=kind.value, occurred_on=occurred_on, reported_at=at, amount=amount,
-        description=description, reported_by_id=actor.user_id,
+        pilot_id=pilot.id,
+        kind=kind.value,
+        occurred_on=occurred_on,
+        reported_at=at,
+        amount=amount,
+        description=description,
+        reported_by_id=actor.user_id,
     )
     session.add(event)
     session.flush()
     record(
-        session, at=at, actor=actor, action="risk_event.create", object_type="risk_event", object_id=event.id,
-        after={"pilot_id": pilot.id, "kind": event.kind, "occurred_on": occurred_on, "amount": amount,
-               "description": description},
+        session,
+        at=at,
+        actor=actor,
+        action="risk_event.create",
+        object_type="risk_event",
+        object_id=event.id,
+        after={
+            "pilot_id": pilot.id,
+            "kind": event.kind,
+            "occurred_on": occurred_on,
+            "amount": amount,
+            "description": description,
+        },
     )
     assessed = []
     if amount is not None and amount > 0:
@@ -85,4 +104,3 @@ def list_risk_events(
 
 def exemption_ids(session: Session, events: Sequence[RiskEvent]) -> dict[uuid.UUID, list[uuid.UUID]]:
     return repository.exemption_ids(session, [e.id for e in events])
-

@@ -99,11 +99,15 @@ def step(rule: BreakerRule, memory: Memory, status: str, clear: bool | None) -> 
             streak = memory.breach_streak + 1
             if streak >= rule.trip_after:
                 return Step(Memory(State.tripped, breach_streak=streak), (*signals, Signal.tripped))
-            return Step(Memory(State.watch, breach_streak=streak), (*signals, Signal.watch) if state is State.armed else signals)
+            return Step(
+                Memory(State.watch, breach_streak=streak), (*signals, Signal.watch) if state is State.armed else signals
+            )
         if state is State.probation:
             return Step(Memory(State.tripped, breach_streak=1), (*signals, Signal.tripped, Signal.repeat_trip))
         # tripped or acknowledged: still breaching; a later clearing must be announced afresh
-        return Step(replace(memory, breach_streak=memory.breach_streak + 1, clear_streak=0, cleared_signalled=False), signals)
+        return Step(
+            replace(memory, breach_streak=memory.breach_streak + 1, clear_streak=0, cleared_signalled=False), signals
+        )
     compliant = clear is True if rule.has_clear else True
     if state is State.armed:
         return Step(replace(memory, breach_streak=0), signals)

@@ -7,19 +7,30 @@ defers the rest to the exact evaluator (see ``sandbox.rules.vector``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
-from sandbox.rules.breaker import BreakerRule
+from sandbox.rules import breaker as breaker_machine
+from sandbox.rules.breaker import BreakerRule, Memory
 from sandbox.rules.expr import ExprError, Expression, ScalarContext, ScalarResult, compile_expression, evaluate_scalar
 from sandbox.rules.periods import Period
 from sandbox.rules.policy import PolicyDocument
 from sandbox.rules.rulebook import Action, BuiltinRule, Mode, OnError, OnMissing, Rule, Severity
-from sandbox.rules.vector import STATUS_ERROR, STATUS_FALSE, STATUS_MISSING, STATUS_TRUE, Panel, evaluate_vector
+from sandbox.rules.vector import (
+    STATUS_ERROR,
+    STATUS_FALSE,
+    STATUS_MISSING,
+    STATUS_TRUE,
+    Panel,
+    PeriodInputs,
+    PilotHistory,
+    evaluate_vector,
+    panel_from_histories,
+)
 
 WITHIN_SCOPE = "within-scope"
 INSTITUTION_ELIGIBLE = "institution-eligible"
@@ -99,9 +110,15 @@ class PolicyRulesInvalid(Exception):
 
 def _builtin(rule_id: str, config: BuiltinRule, message: str) -> CompiledRule:
     return CompiledRule(
-        id=rule_id, action=config.action, severity=config.severity, mode=config.mode,
-        trip_after=config.trip_after, clear_after=1, on_missing=OnMissing.keep_state,
-        on_error=OnError.hold, message=message,
+        id=rule_id,
+        action=config.action,
+        severity=config.severity,
+        mode=config.mode,
+        trip_after=config.trip_after,
+        clear_after=1,
+        on_missing=OnMissing.keep_state,
+        on_error=OnError.hold,
+        message=message,
     )
 
 
@@ -117,19 +134,38 @@ def _compile_rule(index: int, rule: Rule, document: PolicyDocument, problems: li
             problems.append(RuleProblem(index, rule.id, name, exc.message, exc.column))
     when = compiled["when"]
     if when is not None:
-        allowed = {*when.names, *(compiled["clear_when"].names if compiled["clear_when"] else ()), "value", "threshold", "period"}
+        allowed = {
+            *when.names,
+            *(compiled["clear_when"].names if compiled["clear_when"] else ()),
+            "value",
+            "threshold",
+            "period",
+        }
         unknown = [p for p in rule.placeholders() if p not in allowed]
         if unknown:
             problems.append(
-                RuleProblem(index, rule.id, "message", f"unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)}; "
-                            f"use names the condition reads ({', '.join(when.names)}), value, threshold or period")
+                RuleProblem(
+                    index,
+                    rule.id,
+                    "message",
+                    f"unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)}; "
+                    f"use names the condition reads ({', '.join(when.names)}), value, threshold or period",
+                )
             )
     if when is None or (rule.clear_when is not None and compiled["clear_when"] is None):
         return None
     return CompiledRule(
-        id=rule.id, action=rule.action, severity=rule.severity, mode=rule.mode, trip_after=rule.trip_after,
-        clear_after=rule.clear_after, on_missing=rule.on_missing, on_error=rule.on_error, message=rule.message,
-        when=when, clear_when=compiled["clear_when"],
+        id=rule.id,
+        action=rule.action,
+        severity=rule.severity,
+        mode=rule.mode,
+        trip_after=rule.trip_after,
+        clear_after=rule.clear_after,
+        on_missing=rule.on_missing,
+        on_error=rule.on_error,
+        message=rule.message,
+        when=when,
+        clear_when=compiled["clear_when"],
     )
 
 
@@ -150,7 +186,11 @@ def _compile(document: PolicyDocument) -> CompiledPolicy:
     problems: list[RuleProblem] = []
     rules = [
         _builtin(WITHIN_SCOPE, document.builtin_rules.within_scope, "business reported outside the granted scope"),
-        _builtin(INSTITUTION_ELIGIBLE, document.builtin_rules.institution_eligible, "the institution no longer meets the program's eligibility criteria"),
+        _builtin(
+            INSTITUTION_ELIGIBLE,
+            document.builtin_rules.institution_eligible,
+            "the institution no longer meets the program's eligibility criteria",
+        ),
     ]
     for index, rule in enumerate(document.rules):
         compiled = _compile_rule(index, rule, document, problems)
@@ -183,9 +223,16 @@ class Outcome:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "rule_id": self.rule_id, "action": self.action, "severity": self.severity, "mode": self.mode,
-            "status": self.status, "clear": self.clear, "reads": self.reads, "comparison": self.comparison,
-            "error": self.error, "explanation": self.explanation,
+            "rule_id": self.rule_id,
+            "action": self.action,
+            "severity": self.severity,
+            "mode": self.mode,
+            "status": self.status,
+            "clear": self.clear,
+            "reads": self.reads,
+            "comparison": self.comparison,
+            "error": self.error,
+            "explanation": self.explanation,
         }
 
 
@@ -212,7 +259,9 @@ def _explain(rule: CompiledRule, period: Period, status: str, result: ScalarResu
         test = rule.when.text if rule.when else ""
     values["period"] = period.label
     if status == "breach":
-        return f"{period.label}: {_render(rule.message, values)} ({rule.when.text if rule.when else ''}: {test} is true)"
+        return (
+            f"{period.label}: {_render(rule.message, values)} ({rule.when.text if rule.when else ''}: {test} is true)"
+        )
     if status == "pass":
         return f"{period.label}: {rule.id} not breached ({test} is false)"
     if status == "missing":
@@ -242,13 +291,22 @@ def judge_rule(rule: CompiledRule, history: Sequence[PeriodFacts], context: Scal
         if rule.id == WITHIN_SCOPE:
             status = "missing" if not current.filed else ("breach" if current.out_of_scope else "pass")
             detail = "; ".join(current.out_of_scope)
-            reads: dict[str, str | None] = {"rows_outside_scope": str(len(current.out_of_scope))} if current.filed else {}
+            reads: dict[str, str | None] = (
+                {"rows_outside_scope": str(len(current.out_of_scope))} if current.filed else {}
+            )
         else:
             status = "breach" if current.ineligible else "pass"
             detail = "; ".join(current.ineligible)
             reads = {"failed_criteria": detail or None}
-        return Outcome(**base, status=status, clear=None, reads=reads, comparison=None, error=None,
-                       explanation=_explain(rule, current.period, status, None, detail))
+        return Outcome(
+            **base,
+            status=status,
+            clear=None,
+            reads=reads,
+            comparison=None,
+            error=None,
+            explanation=_explain(rule, current.period, status, None, detail),
+        )
     ctx = context or _context(history)
     result = evaluate_scalar(rule.when, ctx)
     status = _BOOL_STATUS[result.status]
@@ -261,8 +319,13 @@ def judge_rule(rule: CompiledRule, history: Sequence[PeriodFacts], context: Scal
         left, op, right = result.comparison
         comparison = {"left": _text(left), "operator": op, "threshold": _text(right)}
     return Outcome(
-        **base, status=status, clear=clear, reads={k: _text(v) for k, v in result.reads.items()},
-        comparison=comparison, error=result.error, explanation=_explain(rule, current.period, status, result),
+        **base,
+        status=status,
+        clear=clear,
+        reads={k: _text(v) for k, v in result.reads.items()},
+        comparison=comparison,
+        error=result.error,
+        explanation=_explain(rule, current.period, status, result),
     )
 
 
@@ -284,7 +347,9 @@ class PanelExtras:
     ineligible: np.ndarray  # bool
 
 
-def judge_panel(policy: CompiledPolicy, panel: Panel, extras: PanelExtras) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+def judge_panel(
+    policy: CompiledPolicy, panel: Panel, extras: PanelExtras
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     """For each rule: its status per row (0 pass, 1 breach, 2 missing, 3 error) and, for rules with
     clear_when, the clear value per row (1 true, 0 false, -1 unknown)."""
     result: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
@@ -302,4 +367,67 @@ def judge_panel(policy: CompiledPolicy, panel: Panel, extras: PanelExtras) -> di
             cleared = evaluate_vector(rule.clear_when, panel)
             clear = np.where(cleared == STATUS_TRUE, 1, np.where(cleared == STATUS_FALSE, 0, -1)).astype(np.int8)
         result[rule.id] = (status, clear)
+    return result
+
+
+def panel_for(histories: Sequence[tuple[Hashable, Sequence[PeriodFacts]]]) -> tuple[Panel, PanelExtras]:
+    """One panel row per (pilot, expected period), pilots contiguous, periods in order."""
+    panel = panel_from_histories(
+        [
+            PilotHistory(
+                pilot=key,
+                periods=[
+                    PeriodInputs(
+                        metrics=f.metrics,
+                        quotas=f.quotas,
+                        institution=f.institution,
+                        days_late=f.days_late,
+                        filed=f.filed,
+                    )
+                    for f in facts
+                ],
+            )
+            for key, facts in histories
+        ]
+    )
+    rows = [f for _, facts in histories for f in facts]
+    extras = PanelExtras(
+        out_of_scope=np.array([bool(f.out_of_scope) for f in rows], dtype=bool),
+        ineligible=np.array([bool(f.ineligible) for f in rows], dtype=bool),
+    )
+    return panel, extras
+
+
+_CODE_NAMES = np.array(["pass", "breach", "missing", "error"], dtype=object)
+
+
+def fold_breakers(
+    policy: CompiledPolicy,
+    panel: Panel,
+    statuses: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
+    resets: Mapping[tuple[str, int], bool] | None = None,
+) -> dict[str, list[Memory]]:
+    """Run every enforced trip rule's breaker over the panel's rows, pilot by pilot, in order;
+    ``resets[(rule_id, row)]`` applies a supervisor's reset just before that row is judged.
+    Returns each rule's breaker memory after every row."""
+    resets = resets or {}
+    result: dict[str, list[Memory]] = {}
+    pilots = panel.pilot
+    for rule in policy.rules:
+        if not rule.has_breaker:
+            continue
+        codes, clear = statuses[rule.id]
+        names = _CODE_NAMES[codes]
+        breaker_rule = rule.breaker_rule(policy.success_threshold)
+        memories: list[Memory] = []
+        memory = Memory()
+        for row in range(len(names)):
+            if row == 0 or pilots[row] != pilots[row - 1]:
+                memory = Memory()
+            if resets.get((rule.id, row)) and memory.state in breaker_machine.HUMAN_COMMANDS["reset"]:
+                memory = breaker_machine.reset(memory)
+            clear_value = None if clear is None or clear[row] < 0 else bool(clear[row])
+            memory = breaker_machine.step(breaker_rule, memory, str(names[row]), clear_value).memory
+            memories.append(memory)
+        result[rule.id] = memories
     return result

@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
 from typing import Literal as TypingLiteral
 
@@ -98,7 +98,7 @@ def tokenize(text: str) -> list[Token]:
 
 def scan(text: str) -> Iterator[Token]:
     """Tokens on demand: the parser reads one ahead, so the first fault in reading order is the
-    one reported (``__import__("os")`` is an unknown function before it is a quote)."""
+    one reported: an unknown function is named as such before the quotes of its argument."""
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
@@ -142,8 +142,9 @@ def scan(text: str) -> Iterator[Token]:
             raise ExprError(f"{_FOREIGN[ch]} (column {i + 1})", i + 1)
         if ch == ".":
             raise ExprError(
-                f"unexpected '.' at column {i + 1}; the dot only joins quota., institution. or filing. to a name, "
-                "and a number needs a digit before its point (0.5, not .5)",
+                f"unexpected '.' at column {i + 1}: attribute access is not part of the language; the dot only "
+                "joins quota., institution. or filing. to a name, and a number needs a digit before its point "
+                "(0.5, not .5)",
                 i + 1,
             )
         shown = repr(ch) if ch.isascii() and ch.isprintable() else f"{ch!r} (U+{ord(ch):04X})"
@@ -387,6 +388,10 @@ class _Parser:
             tok = self.tok
             if tok.kind == "op" and tok.text == ")":
                 raise ExprError(f"unexpected ')' at column {tok.column}: no '(' is open", tok.column)
+            if tok.kind == "name" and tok.text.lower() in KEYWORDS:
+                raise ExprError(
+                    f"{tok.text!r} at column {tok.column}: write {tok.text.lower()!r} in lower case", tok.column
+                )
             raise ExprError(
                 f"unexpected {tok.shown()} at column {tok.column} after a complete expression; "
                 "join conditions with 'and' or 'or'",
@@ -500,9 +505,10 @@ class _Parser:
             inner = self.parse_or()
             if self.at_end():
                 raise ExprError(f"'(' at column {tok.column} is never closed", tok.column)
-            self.expect_op(")", f"to close the '(' of column {tok.column}")
+            close = self.expect_op(")", f"to close the '(' of column {tok.column}")
             self.depth -= 1
-            return inner
+            # The brackets belong to the node's text, so messages quote "(b - c)" whole.
+            return replace(inner, start=tok.start, end=close.end, src=self.src(tok.start, close.end))
         raise ExprError(
             f"expected a value (a number, a name or '(') at column {tok.column}, found {tok.shown()}", tok.column
         )
@@ -588,6 +594,11 @@ class _Parser:
                 raise ExprError(f"{usage} (column {col})", col)
             raise ExprError(
                 f"the argument of {function} at column {arg.column} must be a metric name, e.g. {function}(npl_ratio)",
+                arg.column,
+            )
+        if arg.text in FUNCTIONS:
+            raise ExprError(
+                f"the argument of {function} at column {arg.column} must be a metric name; functions do not nest",
                 arg.column,
             )
         if arg.text not in self.metrics:

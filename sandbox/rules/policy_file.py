@@ -143,7 +143,9 @@ def parse_policy(text: str | bytes, source: str) -> PolicyDocument:
             where = ("rules", rule.index, rule.field)
             column = f" (column {rule.column} of the expression)" if rule.column else ""
             problems.append(
-                PolicyProblem(source, parsed.line_of(where), location_text(where), f"rule {rule.rule_id}: {rule.message}{column}")
+                PolicyProblem(
+                    source, parsed.line_of(where), location_text(where), f"rule {rule.rule_id}: {rule.message}{column}"
+                )
             )
     if problems:
         raise PolicyFileError(source, problems)

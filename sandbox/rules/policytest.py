@@ -46,21 +46,30 @@ def _run(policy: CompiledPolicy, case: PolicyTest) -> TestResult:
             result.failures.append(f"{step.period}: {exc}")
             return result
         if history and period != history[-1].period.next():
-            result.failures.append(f"{period.label}: test periods must be consecutive (after {history[-1].period.label})")
+            result.failures.append(
+                f"{period.label}: test periods must be consecutive (after {history[-1].period.label})"
+            )
             return result
         for rule_id in step.reset:
             memory = memories.get(rule_id)
             if memory is None or memory.state not in machine.HUMAN_COMMANDS["reset"]:
-                result.failures.append(f"{period.label}: cannot reset {rule_id} ({memory.state if memory else 'no breaker'})")
+                result.failures.append(
+                    f"{period.label}: cannot reset {rule_id} ({memory.state if memory else 'no breaker'})"
+                )
                 continue
             memories[rule_id] = machine.reset(memory)
         filed = step.metrics is not None
         history.append(
             PeriodFacts(
-                period=period, filed=filed, metrics=dict(step.metrics or {}),
+                period=period,
+                filed=filed,
+                metrics=dict(step.metrics or {}),
                 days_late=Decimal(step.days_late) if filed else None,
-                out_of_scope=("a test breakdown row outside the granted scope",) if step.breakdown_outside_scope else (),
-                institution=institution, quotas=quotas,
+                out_of_scope=("a test breakdown row outside the granted scope",)
+                if step.breakdown_outside_scope
+                else (),
+                institution=institution,
+                quotas=quotas,
             )
         )
         outcomes = {o.rule_id: o for o in judge(policy, history)}
@@ -77,7 +86,9 @@ def _run(policy: CompiledPolicy, case: PolicyTest) -> TestResult:
             status, _, state = expected.partition("/")
             got = outcomes[rule_id].status
             if got != status:
-                result.failures.append(f"{period.label} {rule_id}: expected {status}, got {got} ({outcomes[rule_id].explanation})")
+                result.failures.append(
+                    f"{period.label} {rule_id}: expected {status}, got {got} ({outcomes[rule_id].explanation})"
+                )
             if state:
                 actual = memories[rule_id].state.value if rule_id in memories else "no breaker"
                 if actual != state:

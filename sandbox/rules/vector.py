@@ -260,6 +260,7 @@ def evaluate_vector(expr: Expression, panel: Panel) -> Codes:
 def evaluate_vector_detailed(expr: Expression, panel: Panel, *, block: int = BLOCK) -> VectorOutcome:
     """``evaluate_vector``, also telling which rows were re-decided by ``evaluate_scalar``."""
     n = len(panel)
+    panel.layout  # noqa: B018  # checks the pilots are contiguous, once per panel
     status = np.empty(n, dtype=np.int8)
     doubtful: list[npt.NDArray[np.intp]] = []
     with np.errstate(all="ignore"):
@@ -272,12 +273,12 @@ def evaluate_vector_detailed(expr: Expression, panel: Panel, *, block: int = BLO
             if isinstance(result, _Bool):
                 status[lo:hi] = result.st
             else:
-                block = status[lo:hi]
-                block[:] = STATUS_VALUE
+                part = status[lo:hi]
+                part[:] = STATUS_VALUE
                 if result.miss is not None:
-                    block[result.miss] = STATUS_MISSING
+                    part[result.miss] = STATUS_MISSING
                 if result.err is not None:
-                    block[result.err] = STATUS_ERROR
+                    part[result.err] = STATUS_ERROR
             if result.unc is not None:
                 doubtful.append(np.flatnonzero(result.unc) + lo)
     rechecked = np.concatenate(doubtful) if doubtful else np.zeros(0, dtype=np.intp)

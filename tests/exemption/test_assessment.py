@@ -39,8 +39,14 @@ def record(label: str, due: str, late: int | None = 0, **metrics: str) -> Period
     return PeriodRecord(month(label), date.fromisoformat(due), late, {k: Decimal(v) for k, v in metrics.items()})
 
 
-def result(label: str, rule_id: str, status: str = "breach", action: str = "trip", mode: str = "enforce",
-           reads: tuple[str, ...] = ()) -> RuleResult:
+def result(
+    label: str,
+    rule_id: str,
+    status: str = "breach",
+    action: str = "trip",
+    mode: str = "enforce",
+    reads: tuple[str, ...] = (),
+) -> RuleResult:
     return RuleResult(month(label), rule_id, status, action, mode, frozenset(reads))
 
 
@@ -96,8 +102,13 @@ def test_a_clean_history_meets_every_criterion_and_finds_for_a_grant() -> None:
 
 def test_only_the_listed_criteria_are_judged_and_one_unmet_denies() -> None:
     late = facts(periods=[record("2026-12", "2027-01-15", late=3)])
-    outcome = assess(policy(Criterion.active_when_done, Criterion.filings_on_time), late, as_of=AS_OF, policy_version="v")
-    assert [(c["criterion"], c["met"]) for c in outcome["criteria"]] == [("active_when_done", True), ("filings_on_time", False)]
+    outcome = assess(
+        policy(Criterion.active_when_done, Criterion.filings_on_time), late, as_of=AS_OF, policy_version="v"
+    )
+    assert [(c["criterion"], c["met"]) for c in outcome["criteria"]] == [
+        ("active_when_done", True),
+        ("filings_on_time", False),
+    ]
     assert outcome["finding"] == "deny"
 
 
@@ -140,7 +151,10 @@ def test_scope_and_quota_met_when_only_other_rules_or_warnings_or_shadows_breach
 
 @pytest.mark.parametrize(
     "breach",
-    [result("2027-01", "within-scope"), result("2027-03", "quota-trip", reads=("exposure_outstanding", "quota.exposure_limit"))],
+    [
+        result("2027-01", "within-scope"),
+        result("2027-03", "quota-trip", reads=("exposure_outstanding", "quota.exposure_limit")),
+    ],
 )
 def test_scope_or_quota_breach_up_to_the_event_period_is_not_met(breach: RuleResult) -> None:
     # Judged twice (an amendment re-evaluates): listed once.
@@ -158,7 +172,10 @@ def test_reported_within_days_counts_bureau_calendar_days() -> None:
     assert judge(Criterion.reported_within_days, facts(reports=[report]), report_within_days=5)["met"] is True
     judged = judge(Criterion.reported_within_days, facts(reports=[report]), report_within_days=4)
     assert judged["met"] is False
-    assert judged["evidence"]["reports"][0]["days"] == 5 and judged["evidence"]["reports"][0]["reported_on"] == "2027-03-15"
+    assert (
+        judged["evidence"]["reports"][0]["days"] == 5
+        and judged["evidence"]["reports"][0]["reported_on"] == "2027-03-15"
+    )
 
 
 def test_a_loss_known_only_from_the_filing_was_not_reported() -> None:
@@ -182,7 +199,10 @@ def test_no_new_business_met_when_the_fully_suspended_period_booked_nothing_or_r
     assert judged["evidence"]["suspended_periods"] == [{"period": "2027-02", "value": "0"}]
     assert judged["evidence"]["partly_suspended_periods"] == ["2027-01", "2027-03"]
     absent = [record("2027-02", "2027-03-13", npl_ratio="0.02")]
-    assert judge(Criterion.no_new_business_while_suspended, facts(states=SUSPENDED_IN_JANUARY, periods=absent))["met"] is True
+    assert (
+        judge(Criterion.no_new_business_while_suspended, facts(states=SUSPENDED_IN_JANUARY, periods=absent))["met"]
+        is True
+    )
 
 
 def test_new_business_in_a_suspended_period_is_not_met() -> None:
@@ -253,8 +273,12 @@ def test_npl_tolerance_uses_the_latest_filed_value_up_to_the_event() -> None:
     judged = judge(Criterion.npl_tolerance, facts(), npl_tolerance=Decimal("0.007"))
     assert judged["met"] is True  # 0.0200 <= 0.013 + 0.007 (exactly at the limit)
     assert judged["evidence"] == {
-        "metric": "npl_ratio", "period": "2027-02", "pilot_npl": "0.0200", "institution_npl": "0.013",
-        "tolerance": "0.007", "limit": "0.020",
+        "metric": "npl_ratio",
+        "period": "2027-02",
+        "pilot_npl": "0.0200",
+        "institution_npl": "0.013",
+        "tolerance": "0.007",
+        "limit": "0.020",
     }
     assert judge(Criterion.npl_tolerance, facts(), npl_tolerance=Decimal("0.0069"))["met"] is False
 
