@@ -15,12 +15,14 @@ from sandbox.clock import Clock, clock_for
 from sandbox.config import Settings
 from sandbox.db import Database
 from sandbox.evaluation.router import router as evaluation_router
+from sandbox.exemption.router import router as exemption_router
 from sandbox.filing.router import router as filing_router
 from sandbox.institution.router import router as institution_router
 from sandbox.pilot.router import router as pilot_router
-from sandbox.program.router import router as program_router
 from sandbox.program.calendars import load_calendars
+from sandbox.program.router import router as program_router
 from sandbox.public.router import router as public_router
+from sandbox.risk.router import router as risk_router
 from sandbox.service_api.router import router as service_router
 
 API_PREFIX = "/api/v1"
@@ -55,6 +57,8 @@ def create_app(
         filing_router,
         evaluation_router,
         breaker_router,
+        risk_router,
+        exemption_router,
         audit_router,
         public_router,
     ):

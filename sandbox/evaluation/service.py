@@ -14,6 +14,7 @@ from sandbox.breaker.service import step_breakers
 from sandbox.clock import bureau_date
 from sandbox.evaluation import repository
 from sandbox.evaluation.facts import build_history, current_inputs, latest_versions, pilot_periods
+from sandbox.exemption.service import assess_after_evaluation
 from sandbox.models import Breaker, Evaluation, FilingVersion, Institution, Pilot, PolicyVersion, Program
 from sandbox.pilot.service import get_pilot
 from sandbox.program.service import policy_document, policy_in_force
@@ -75,6 +76,7 @@ def evaluate_period(
     stepped = step_breakers(session, pilot, policy, outcomes, evaluation, at=at)
     evaluation.outcomes = _with_breakers(evaluation.outcomes, stepped)
     session.flush()
+    assess_after_evaluation(session, pilot, evaluation, at=at)
     record(
         session,
         at=at,
