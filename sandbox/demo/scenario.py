@@ -17,10 +17,10 @@ from sandbox.application import service as applications
 from sandbox.application.schemas import ApplicationCreate, ApproveBody
 from sandbox.db import Database
 from sandbox.demo.data import BUREAU_USERS, DEMO_PASSWORD, INSTITUTIONS, DemoUser, institution_users
+from sandbox.demo.filings import run_timeline
 from sandbox.errors import SandboxError
 from sandbox.institution.schemas import InstitutionCreate
 from sandbox.institution.service import create_institution
-from sandbox.pilot import service as pilots
 from sandbox.program.calendars import load_calendars
 from sandbox.program.service import load_policy_dir
 from sandbox.rules.calendar import WorkingCalendar
@@ -46,6 +46,7 @@ class Demo:
     as_of: date
     actors: dict[str, Actor] = field(default_factory=dict)
     calendars: dict[str, WorkingCalendar] = field(default_factory=dict)
+    pilots: dict[tuple[str, str], uuid.UUID] = field(default_factory=dict)
     result: DemoResult = field(default_factory=DemoResult)
 
     def step(self, work: Callable[[Session], Any]) -> Any:
@@ -129,7 +130,11 @@ class Demo:
             "Eligible; controls proportionate to the requested quota.",
         )
         _, pilot = self.run(app_id, "approve", "approver@bureau.example", approved, approve or ApproveBody())
+        self.pilots[(bank, program)] = pilot.id
         return pilot.id  # type: ignore[no-any-return]
+
+    def run_scan(self, session: Session, day: date) -> None:
+        run_scan(session, as_of=day, at=at(day.isoformat(), 0), calendars=self.calendars)
 
     def scan(self, day: str) -> None:
         self.step(lambda s: run_scan(s, as_of=date.fromisoformat(day), at=at(day, 0), calendars=self.calendars))
@@ -148,7 +153,7 @@ def _texts(title: str) -> dict[str, str]:
 def build(database: Database, policies_dir: Path, as_of: date) -> DemoResult:
     demo = Demo(database, policies_dir, as_of)
     demo.setup()
-    reviewer, approver, supervisor = "reviewer@bureau.example", "approver@bureau.example", "supervisor@bureau.example"
+    reviewer, approver = "reviewer@bureau.example", "approver@bureau.example"
 
     tech_scope = {
         "products": ["tech_ma_loan_control_acquisition"],
@@ -217,14 +222,15 @@ def build(database: Database, policies_dir: Path, as_of: date) -> DemoResult:
     except SandboxError as refusal:
         demo.result.notes.append(f"BANK-C's SH-TECH-MA application was refused at submission: {refusal.detail}")
 
-    _cross_border(demo, supervisor)
+    _cross_border(demo)
     _insurance(demo)
     _in_review(demo, reviewer, approver)
+    run_timeline(demo, demo.pilots, as_of)
     demo.scan(as_of.isoformat())
     return demo.result
 
 
-def _cross_border(demo: Demo, supervisor: str) -> None:
+def _cross_border(demo: Demo) -> None:
     scope = {
         "products": ["nonresident_syndicated_loan"],
         "currencies": ["CNY", "USD", "EUR"],
@@ -243,7 +249,7 @@ def _cross_border(demo: Demo, supervisor: str) -> None:
             "end_on": "2027-10-31",
         },
     )
-    bank_f = demo.to_pilot(
+    demo.to_pilot(
         "BANK-F",
         "SH-FTZ-NRSL",
         ("2025-10-09", "2025-10-13", "2025-10-22", "2025-10-29"),
@@ -257,17 +263,6 @@ def _cross_border(demo: Demo, supervisor: str) -> None:
         approve=ApproveBody(
             granted_scope={"currencies": ["USD", "EUR"]}, conditions=["Monthly sanctions-screening attestation"]
         ),
-    )
-    demo.scan("2025-11-01")
-    demo.step(
-        lambda s: pilots.run_command(
-            s,
-            bank_f,
-            "suspend",
-            reason="Sanctions-screening review of a new borrower's ownership chain.",
-            actor=demo.actor(supervisor),
-            at=at("2026-09-15"),
-        )
     )
 
 

@@ -6,14 +6,15 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from sandbox.audit.verify import verify_chain
 from sandbox.cli import app as cli
 from sandbox.db import Database
 from sandbox.demo.scenario import build
-from sandbox.models import Application, Pilot, Role, User
+from sandbox.evaluation.replay import replay
+from sandbox.models import Application, Breaker, Evaluation, Exemption, FilingVersion, Pilot, Role, User
 from tests.conftest import TempDatabase, create_temp_database
 from tests.support import ROOT
 
@@ -33,7 +34,17 @@ def test_demo_builds_a_spread_of_states_through_the_services(empty: TempDatabase
         applications = Counter(session.scalars(select(Application.state)).all())
         roles = set(session.scalars(select(User.role)).all())
         assert verify_chain(session).ok
-    assert pilots == {"active": 5, "suspended": 1, "approved": 1}
+        breakers = {(b.rule_id, b.state, b.trips) for b in session.scalars(select(Breaker).where(Breaker.trips > 0))}
+        exemptions = Counter((e.trigger, e.state) for e in session.scalars(select(Exemption)))
+        evaluations = Counter(session.scalars(select(Evaluation.trigger)).all())
+        late = session.scalar(select(func.count()).select_from(FilingVersion).where(FilingVersion.days_late > 0))
+        assert replay(session).differences == []
+    # NPL breaker in probation after a reset; concentration breaker back to armed; a missing filing tripped.
+    assert breakers == {("npl-trip", "probation", 1), ("country-trip", "armed", 1), ("filing-missing", "tripped", 1)}
+    assert exemptions == {("risk_event", "granted"): 1, ("rule", "granted"): 1, ("rule", "assessed"): 1}
+    assert evaluations["missing"] == 1 and evaluations["filing"] > 50
+    assert late == 2
+    assert pilots == {"active": 4, "suspended": 2, "approved": 1}
     assert applications == {
         "approved": 7,
         "draft": 1,

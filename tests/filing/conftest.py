@@ -28,7 +28,7 @@ from sandbox.rules.policy_file import parse_policy
 from sandbox.scan import run_scan
 from sandbox.user.service import actor_for, create_user, issue_token
 from tests.conftest import TempDatabase, create_temp_database
-from tests.evaluation.conftest import Live, at, rules_version
+from tests.evaluation.conftest import Live, at, live, rules_version  # noqa: F401 (live: the fixture, for tests/filing)
 from tests.support import NOW, ROOT, Login
 from tests.world import World, build_world
 

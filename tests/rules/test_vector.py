@@ -252,19 +252,26 @@ POOL = (
 )
 
 
-@st.composite
-def decimals(draw: st.DrawFn) -> Decimal:
-    if draw(st.booleans()):
-        value = Decimal(draw(st.sampled_from(POOL)))
-    else:
-        places = draw(st.integers(0, 6))
-        value = draw(st.decimals(min_value=-1000, max_value=1000, places=places, allow_nan=False, allow_infinity=False))
-    return -value if draw(st.integers(0, 4)) == 0 else value
-
-
-@st.composite
-def literals(draw: st.DrawFn) -> str:
-    return format(abs(draw(decimals())), "f")
+# Strategies are built once: drawing from them is cheap, building them is not.
+VALUES = st.one_of(
+    st.just(Decimal(0)),  # zero divisors, often
+    st.sampled_from([Decimal(x) for x in POOL]),
+    st.tuples(st.integers(-1_000_000_000, 1_000_000_000), st.integers(0, 6)).map(lambda t: Decimal(t[0]).scaleb(-t[1])),
+    st.sampled_from([-Decimal(x) for x in POOL]),
+)
+MAYBE_VALUES = st.one_of(st.none(), VALUES, VALUES, VALUES)
+LITERALS = VALUES.map(lambda v: format(abs(v), "f"))
+PERIODS = st.builds(
+    PeriodInputs,
+    metrics=st.fixed_dictionaries({}, optional={name: VALUES for name in METRICS}),
+    quotas=st.fixed_dictionaries({}, optional={"q": VALUES}),
+    institution=st.fixed_dictionaries({"npl_ratio": MAYBE_VALUES}),
+    days_late=st.one_of(st.none(), st.integers(0, 120).map(Decimal), VALUES),
+    filed=st.booleans(),
+)
+HISTORIES = st.lists(st.lists(PERIODS, min_size=1, max_size=7), min_size=1, max_size=4).map(
+    lambda pilots: [PilotHistory(f"P{i}", periods) for i, periods in enumerate(pilots)]
+)
 
 
 NUMBER_LEAVES = (
@@ -288,7 +295,7 @@ NUMBER_LEAVES = (
 
 
 def numbers(depth: int) -> st.SearchStrategy[str]:
-    leaf = st.one_of(st.sampled_from(NUMBER_LEAVES), literals())
+    leaf = st.one_of(st.sampled_from(NUMBER_LEAVES), LITERALS)
     if depth == 0:
         return leaf
     sub = numbers(depth - 1)
@@ -315,42 +322,14 @@ def conditions(depth: int) -> st.SearchStrategy[str]:
     )
 
 
-@st.composite
-def maybe(draw: st.DrawFn, values: st.SearchStrategy[Decimal], chance_missing: float = 0.15) -> Decimal | None:
-    return None if draw(st.floats(0, 1)) < chance_missing else draw(values)
-
-
-@st.composite
-def histories(draw: st.DrawFn) -> list[PilotHistory]:
-    result = []
-    for pilot in range(draw(st.integers(1, 4))):
-        quota = draw(maybe(decimals(), 0.1))
-        periods = []
-        for _ in range(draw(st.integers(1, 7))):
-            metrics = {}
-            for name in METRICS:
-                value = draw(maybe(decimals(), 0.2))
-                if value is not None:
-                    metrics[name] = value
-            if draw(st.integers(0, 5)) == 0:  # a new grant, or a quota the pilot lost
-                quota = draw(maybe(decimals(), 0.3))
-            periods.append(
-                PeriodInputs(
-                    metrics=metrics,
-                    quotas={} if quota is None else {"q": quota},
-                    institution={"npl_ratio": draw(maybe(decimals()))},
-                    days_late=draw(maybe(st.integers(0, 120).map(Decimal) | decimals())),
-                    filed=draw(st.booleans()),
-                )
-            )
-        result.append(PilotHistory(f"P{pilot}", periods))
-    return result
+NUMBERS = numbers(3)
+CONDITIONS = conditions(2)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    text=st.one_of(conditions(2), numbers(3)),
-    data=histories(),
+    text=st.one_of(CONDITIONS, CONDITIONS, NUMBERS),
+    data=HISTORIES,
     block=st.sampled_from([1, 3, 16384]),
 )
 def test_property_vector_equals_scalar_on_every_row(text: str, data: list[PilotHistory], block: int) -> None:
