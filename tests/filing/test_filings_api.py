@@ -211,7 +211,7 @@ def test_an_idempotency_key_replays_the_first_answer_and_nothing_more(live: Live
     written = rows(live.database)
     replay = post(live, dict(reversed(list(body.items()))), **key)  # the same body, keys in another order
     assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
-    assert replay.json() == first.json()
+    assert replay.json() == first.json() and replay.headers["Location"] == first.headers["Location"]
     changed = post(live, live.body("2026-02", npl_ratio="0.032"), **key)
     assert assert_problem(changed, 422, "validation-error")["errors"][0]["loc"] == ["header", "Idempotency-Key"]
     # The key belongs to BANK-A: BANK-B with the same string is not given BANK-A's answer.
@@ -240,3 +240,9 @@ def test_an_idempotency_key_replays_the_first_answer_and_nothing_more(live: Live
         assert own.status_code == 201 and own.json()["pilot_id"] == pilot_b["id"], own.text
         replays.append(own.headers.get("Idempotent-Replayed"))
     assert replays == [None, "true"]
+
+    # Keys last 30 days: after that the same key is a new request.
+    live.clock.at = at("2026-12-21")
+    renewed = post(live, live.body("2026-11"), **key)
+    assert renewed.status_code == 201 and "Idempotent-Replayed" not in renewed.headers, renewed.text
+    assert post(live, live.body("2026-11"), **key).headers["Idempotent-Replayed"] == "true"

@@ -130,7 +130,7 @@ def test_a_file_with_bad_rows_is_refused_whole_and_lists_every_row(live: Live) -
     assert "SH-TECH-MA-2026-999" in messages[(unknown_pilot, "pilot")]
     assert "unknown metric 'loan_loss_ratio'" in messages[(unknown_metric, "value")]
     assert "already filed" in messages[(filed, "period")]
-    missing = {e["msg"].split()[0] for e in body["errors"] if e["row"] == incomplete}
+    missing = {e["msg"].removeprefix(f"{reference} 2026-06: ").split()[0] for e in body["errors"] if e["row"] == incomplete}
     assert missing == set(live.catalogue) - {"npl_ratio"} and len(body["errors"]) == 4 + len(missing)
     assert not any(row is not None and 2 <= row <= 1 + size for row, _ in messages)  # the good rows are not blamed
     assert rows(live.database) == before
