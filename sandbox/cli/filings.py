@@ -24,7 +24,9 @@ def import_file(
 ) -> None:
     """Import a spreadsheet of filings: every row is checked first; all are written or none."""
     cfg = common.settings()
-    data = file.read_bytes()[: cfg.max_upload_bytes + 1]
+    # Read at most one byte past the limit: a huge file is refused without being loaded whole.
+    with file.open("rb") as handle:
+        data = handle.read(cfg.max_upload_bytes + 1)
     try:
         parsed = read_upload(data, file.name, max_bytes=cfg.max_upload_bytes, max_rows=cfg.max_upload_rows)
     except UploadRefused as refused:

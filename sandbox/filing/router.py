@@ -79,7 +79,9 @@ def create_filing(
     if idempotency_key is not None and actor.institution_id is not None:
         replay = idempotency.claim(session, actor.institution_id, idempotency_key, digest, at=now)
         if replay is not None:
-            return JSONResponse(replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"})
+            # The first answer as it was, Location included (only 201s are remembered).
+            headers = {"Idempotent-Replayed": "true", "Location": f"/api/v1/filings/{replay.body['id']}"}
+            return JSONResponse(replay.body, status_code=replay.status_code, headers=headers)
     data = FilingInput(
         period=body.period,
         metrics=dict(body.metrics),

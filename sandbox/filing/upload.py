@@ -20,7 +20,8 @@ from sandbox.evaluation.service import Judgement
 from sandbox.filing import repository
 from sandbox.filing.ingest import Cell, ParsedFiling
 from sandbox.filing.service import FILING_STATES, Admitted, Breakdown, FilingInput, Problem, admit, write
-from sandbox.models import Filing, FilingVersion, Role
+from sandbox.models import Filing, FilingVersion, Pilot, Role
+from sandbox.pilot import repository as pilot_repository
 from sandbox.rules.calendar import WorkingCalendar
 from sandbox.rules.numbers import parse_exact
 
@@ -77,7 +78,14 @@ def import_filings(
     if actor.institution_id is None:
         raise PermissionDenied("uploads are made by an institution's users")
     problems: list[RowProblem] = []
-    pilots = repository.pilots_by_reference(session, actor.institution_id, sorted({p.pilot for p in parsed}))
+    found = repository.pilots_by_reference(session, actor.institution_id, sorted({p.pilot for p in parsed}))
+    # Locked as the API path locks its pilot (in one order, against deadlocks), so a pilot
+    # completed or withdrawn meanwhile cannot take filings between the check and the write.
+    pilots: dict[str, Pilot] = {}
+    for reference, found_pilot in sorted(found.items()):
+        locked = pilot_repository.get_for_update(session, found_pilot.id)
+        assert locked is not None
+        pilots[reference] = locked
     admitted: list[Admitted] = []
     for item in parsed:
         first_row = item.rows[0] if item.rows else None

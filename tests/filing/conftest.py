@@ -28,7 +28,7 @@ from sandbox.rules.policy_file import parse_policy
 from sandbox.scan import run_scan
 from sandbox.user.service import actor_for, create_user, issue_token
 from tests.conftest import TempDatabase, create_temp_database
-from tests.evaluation.conftest import Live, at, live, rules_version  # noqa: F401 (live: the fixture, for tests/filing)
+from tests.evaluation.conftest import Live, at, live, rules_version  # noqa: F401 (the fixture)
 from tests.support import NOW, ROOT, Login
 from tests.world import World, build_world
 
@@ -52,21 +52,26 @@ class Rows:
 
 def rows(database: Database) -> Rows:
     with database.sessions() as session:
-        return Rows(*(session.scalar(select(func.count()).select_from(t)) or 0 for t in (Filing, FilingVersion, Evaluation, IdempotencyKey)))
+        return Rows(
+            *(
+                session.scalar(select(func.count()).select_from(t)) or 0
+                for t in (Filing, FilingVersion, Evaluation, IdempotencyKey)
+            )
+        )
 
 
-def post_raw(live: Live, text: str, login: Login | None = None, **headers: str) -> Any:
+def post_raw(target: Live, text: str, login: Login | None = None) -> Any:
     """A body sent as written: NaN, Infinity and repeated keys never survive json.dumps."""
-    return live.world.client.post(
-        f"/api/v1/pilots/{live.pilot['id']}/filings",
+    return target.world.client.post(
+        f"/api/v1/pilots/{target.pilot['id']}/filings",
         content=text.encode(),
-        headers={**(login or live.world.filer_a).headers, "Content-Type": "application/json", **headers},
+        headers={**(login or target.world.filer_a).headers, "Content-Type": "application/json"},
     )
 
 
-def raw_body(live: Live, period: str, npl_ratio_token: str) -> str:
+def raw_body(target: Live, period: str, npl_ratio_token: str) -> str:
     """A full body whose npl_ratio is the given JSON token, verbatim."""
-    body = live.body(period)
+    body = target.body(period)
     body["metrics"]["npl_ratio"] = "@@"
     return json.dumps(body).replace('"@@"', npl_ratio_token)
 
@@ -80,7 +85,9 @@ def start_live(world: World, clock: FixedClock, database: Database, *, extra_rul
         load_policies(session, [("SH-TECH-MA.yaml", text)], actor=SYSTEM, at=at("2025-09-15"))
     catalogue = dict(parse_policy(text, "SH-TECH-MA.yaml").metrics)
     clock.at = at("2026-01-05")
-    pilot = world.to_pilot(start_on="2026-02-01", end_on="2027-12-31", requested_quotas={"exposure_limit": "5000000000"})
+    pilot = world.to_pilot(
+        start_on="2026-02-01", end_on="2027-12-31", requested_quotas={"exposure_limit": "5000000000"}
+    )
     with database.unit_of_work() as session:
         run_scan(session, as_of=date(2026, 2, 1), at=at("2026-02-01"), calendars=load_calendars(ROOT / "policies"))
     clock.at = at("2026-11-20")
@@ -102,7 +109,11 @@ class Committed:
     live: Live
 
     def sandbox(self, *args: str, now: str = "2026-11-20T02:00:00Z") -> Result:
-        env = {"SANDBOX_DATABASE_URL": self.temp.url, "SANDBOX_NOW": now, "SANDBOX_POLICIES_DIR": str(ROOT / "policies")}
+        env = {
+            "SANDBOX_DATABASE_URL": self.temp.url,
+            "SANDBOX_NOW": now,
+            "SANDBOX_POLICIES_DIR": str(ROOT / "policies"),
+        }
         return CliRunner().invoke(cli, list(args), env=env)
 
     def rows(self) -> Rows:

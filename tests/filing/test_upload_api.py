@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-import openpyxl
+import openpyxl  # type: ignore[import-untyped]
 import pytest
 
 from sandbox.config import Settings
@@ -30,7 +30,9 @@ def metrics(live: Live, **values: str) -> dict[str, str]:
     return dict(live.body("2026-01", **values)["metrics"])
 
 
-def long_csv(lines: list[list[str]], header: tuple[str, ...] = ("pilot", "period", "metric", "value", "regions")) -> bytes:
+def long_csv(
+    lines: list[list[str]], header: tuple[str, ...] = ("pilot", "period", "metric", "value", "regions")
+) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
@@ -56,7 +58,9 @@ def wide_xlsx(lines: list[list[Any]], names: list[str]) -> bytes:
 
 def upload(live: Live, data: bytes, name: str, login: Login | None = None) -> Any:
     return live.world.client.post(
-        "/api/v1/filings/upload", files={"file": (name, data, "application/octet-stream")}, headers=(login or live.world.filer_a).headers
+        "/api/v1/filings/upload",
+        files={"file": (name, data, "application/octet-stream")},
+        headers=(login or live.world.filer_a).headers,
     )
 
 
@@ -74,31 +78,54 @@ def test_long_csv_and_wide_xlsx_are_written_and_judged_in_period_order(live: Liv
     assert response.status_code == 201, response.text
     result = response.json()
     assert result["count"] == 2
-    assert [(f["period"], f["version"], f["tripped"]) for f in result["filings"]] == [("2026-02", 1, []), ("2026-03", 1, ["npl-trip"])]
+    assert [(f["period"], f["version"], f["tripped"]) for f in result["filings"]] == [
+        ("2026-02", 1, []),
+        ("2026-03", 1, ["npl-trip"]),
+    ]
     assert "npl-warn" in result["filings"][0]["breaches"]
     pilot = live.get_pilot()
     assert pilot["state"] == "suspended" and "npl-trip" in pilot["state_reason"]
-    february = world.client.get(f"/api/v1/filings/{result['filings'][0]['id']}", headers=world.supervisor.headers).json()
+    february = world.client.get(
+        f"/api/v1/filings/{result['filings'][0]['id']}", headers=world.supervisor.headers
+    ).json()
     assert february["current"]["channel"] == "upload"
     assert february["current"]["metrics"]["npl_ratio"] == "0.031"
-    assert february["current"]["breakdown"] == [{"metric": "exposure_outstanding", "value": "3000000000", "dimensions": {"regions": "Shanghai"}}]
+    assert february["current"]["breakdown"] == [
+        {"metric": "exposure_outstanding", "value": "3000000000", "dimensions": {"regions": "Shanghai"}}
+    ]
 
     # Wide XLSX: numbers as Excel stores them, one row per pilot-period; a suspended pilot still files.
     names = list(live.catalogue)
+
     def row(period: str, **values: Any) -> list[Any]:
         merged: dict[str, Any] = {**{n: BASE_METRICS.get(n, "0") for n in names}, **values}
         return [reference, period, *merged.values()]
-    data = wide_xlsx([row("2026-05", npl_ratio=0.02, exposure_outstanding=3000000000), row("2026-04", npl_ratio=0.027, deals_count=4)], names)
+
+    data = wide_xlsx(
+        [
+            row("2026-05", npl_ratio=0.02, exposure_outstanding=3000000000),
+            row("2026-04", npl_ratio=0.027, deals_count=4),
+        ],
+        names,
+    )
     response = upload(live, data, "filings.xlsx")
     assert response.status_code == 201, response.text
     assert [f["period"] for f in response.json()["filings"]] == ["2026-04", "2026-05"]
     listed = world.client.get(f"/api/v1/pilots/{live.pilot['id']}/filings", headers=world.filer_a.headers).json()
     assert [(f["period"], f["current"]["metrics"]["npl_ratio"]) for f in listed["items"]] == [
-        ("2026-05", "0.02"), ("2026-04", "0.027"), ("2026-03", "0.032"), ("2026-02", "0.031"),
+        ("2026-05", "0.02"),
+        ("2026-04", "0.027"),
+        ("2026-03", "0.032"),
+        ("2026-02", "0.031"),
     ]
-    evaluations = world.client.get(f"/api/v1/pilots/{live.pilot['id']}/evaluations", headers=world.supervisor.headers).json()
+    evaluations = world.client.get(
+        f"/api/v1/pilots/{live.pilot['id']}/evaluations", headers=world.supervisor.headers
+    ).json()
     assert sorted((e["period"], e["trigger"]) for e in evaluations["items"]) == [
-        ("2026-02", "filing"), ("2026-03", "filing"), ("2026-04", "filing"), ("2026-05", "filing"),
+        ("2026-02", "filing"),
+        ("2026-03", "filing"),
+        ("2026-04", "filing"),
+        ("2026-05", "filing"),
     ]
     # The band 0.025-0.03 neither breaches nor clears: April kept the breaker tripped; May cleared.
     npl = live.breaker("npl-trip")
@@ -113,7 +140,7 @@ def test_a_file_with_bad_rows_is_refused_whole_and_lists_every_row(live: Live) -
     lines = period_lines(reference, "2026-03", metrics(live))  # good rows
     lines += period_lines(reference, "2026-04", metrics(live, npl_ratio="1,000"))  # a thousands separator
     lines += [["SH-TECH-MA-2026-999", "2026-03", "npl_ratio", "0.01", ""]]  # no such pilot
-    lines += period_lines(reference, "2026-05", metrics(live)) + [[reference, "2026-05", "loan_loss_ratio", "0.1", ""]]
+    lines += [*period_lines(reference, "2026-05", metrics(live)), [reference, "2026-05", "loan_loss_ratio", "0.1", ""]]
     lines += period_lines(reference, "2026-02", metrics(live))  # already filed
     lines += [[reference, "2026-06", "npl_ratio", "0.01", ""]]  # the other metrics are missing
     # Spreadsheet row numbers: the header is row 1.
@@ -130,14 +157,19 @@ def test_a_file_with_bad_rows_is_refused_whole_and_lists_every_row(live: Live) -
     assert "SH-TECH-MA-2026-999" in messages[(unknown_pilot, "pilot")]
     assert "unknown metric 'loan_loss_ratio'" in messages[(unknown_metric, "value")]
     assert "already filed" in messages[(filed, "period")]
-    missing = {e["msg"].removeprefix(f"{reference} 2026-06: ").split()[0] for e in body["errors"] if e["row"] == incomplete}
+    missing = {
+        e["msg"].removeprefix(f"{reference} 2026-06: ").split()[0] for e in body["errors"] if e["row"] == incomplete
+    }
     assert missing == set(live.catalogue) - {"npl_ratio"} and len(body["errors"]) == 4 + len(missing)
     assert not any(row is not None and 2 <= row <= 1 + size for row, _ in messages)  # the good rows are not blamed
     assert rows(live.database) == before
 
     # Another institution's pilot reads exactly like one that does not exist.
     other = upload(live, long_csv([[reference, "2026-03", "npl_ratio", "0.01", ""]]), "filings.csv", world.bank_b)
-    assert assert_problem(other, 422, "validation-error")["errors"][0]["msg"] == f"no pilot {reference!r} of your institution"
+    assert (
+        assert_problem(other, 422, "validation-error")["errors"][0]["msg"]
+        == f"no pilot {reference!r} of your institution"
+    )
 
     # Wide XLSX: a bad cell is named by its row and column header.
     names = list(live.catalogue)
@@ -189,7 +221,11 @@ def test_cli_import_writes_a_good_file_and_refuses_a_bad_one_whole(committed: Co
     assert result.exit_code == 0, result.output
     assert "imported 2 filing(s) from good.csv; 1 breaker(s) tripped" in result.stdout
     after = committed.rows()
-    assert (after.filings, after.versions, after.evaluations) == (before.filings + 2, before.versions + 2, before.evaluations + 2)
+    assert (after.filings, after.versions, after.evaluations) == (
+        before.filings + 2,
+        before.versions + 2,
+        before.evaluations + 2,
+    )
     assert live.get_pilot()["state"] == "suspended"
 
     # The same file again: every period is already filed, so nothing more is written.
