@@ -72,33 +72,6 @@ def _command(
     return _respond(session, response, pilot, actor)
 
 
-@router.post("/{pilot_id}/suspend", response_model=PilotRead)
-def suspend(
-    pilot_id: uuid.UUID,
-    body: ReasonBody,
-    session: DbSession,
-    actor: CurrentActor,
-    now: Now,
-    if_match: IfMatch,
-    response: Response,
-) -> PilotRead:
-    """Force-suspend (a supervisor): new business stops; existing business is still serviced."""
-    return _command("suspend", body.reason, pilot_id, session, actor, now, if_match, response)
-
-
-@router.post("/{pilot_id}/resume", response_model=PilotRead)
-def resume(
-    pilot_id: uuid.UUID,
-    body: ReasonBody,
-    session: DbSession,
-    actor: CurrentActor,
-    now: Now,
-    if_match: IfMatch,
-    response: Response,
-) -> PilotRead:
-    return _command("resume", body.reason, pilot_id, session, actor, now, if_match, response)
-
-
 @router.post("/{pilot_id}/complete", response_model=PilotRead)
 def complete(
     pilot_id: uuid.UUID,
@@ -112,30 +85,33 @@ def complete(
     return _command("complete", body.reason if body else None, pilot_id, session, actor, now, if_match, response)
 
 
-@router.post("/{pilot_id}/terminate", response_model=PilotRead)
-def terminate(
-    pilot_id: uuid.UUID,
-    body: ReasonBody,
-    session: DbSession,
-    actor: CurrentActor,
-    now: Now,
-    if_match: IfMatch,
-    response: Response,
-) -> PilotRead:
-    return _command("terminate", body.reason, pilot_id, session, actor, now, if_match, response)
+REASONED_COMMANDS = {
+    "suspend": "Force-suspend (a supervisor): new business stops; existing business is still serviced.",
+    "resume": "Resume (an approver), once no breaker is tripped or acknowledged.",
+    "terminate": "End the pilot (an approver); its quotas are released.",
+    "withdraw": "The institution withdraws its pilot; its quotas are released.",
+}
 
 
-@router.post("/{pilot_id}/withdraw", response_model=PilotRead)
-def withdraw(
-    pilot_id: uuid.UUID,
-    body: ReasonBody,
-    session: DbSession,
-    actor: CurrentActor,
-    now: Now,
-    if_match: IfMatch,
-    response: Response,
-) -> PilotRead:
-    return _command("withdraw", body.reason, pilot_id, session, actor, now, if_match, response)
+def _reasoned(command: str, description: str) -> None:
+    def endpoint(
+        pilot_id: uuid.UUID,
+        body: ReasonBody,
+        session: DbSession,
+        actor: CurrentActor,
+        now: Now,
+        if_match: IfMatch,
+        response: Response,
+    ) -> PilotRead:
+        return _command(command, body.reason, pilot_id, session, actor, now, if_match, response)
+
+    router.add_api_route(
+        f"/{{pilot_id}}/{command}", endpoint, methods=["POST"], response_model=PilotRead, name=command, description=description
+    )
+
+
+for _name, _description in REASONED_COMMANDS.items():
+    _reasoned(_name, _description)
 
 
 @router.post("/{pilot_id}/extend", response_model=PilotRead)
