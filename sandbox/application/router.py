@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
@@ -99,56 +100,6 @@ def update_application(
     return _respond(session, response, application, actor)
 
 
-@router.post("/{application_id}/submit", response_model=ApplicationRead)
-def submit(
-    application_id: uuid.UUID, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response
-) -> ApplicationRead:
-    return _respond(
-        session,
-        response,
-        service.submit(session, application_id, actor=actor, at=now, expected_version=if_match),
-        actor,
-    )
-
-
-@router.post("/{application_id}/start-review", response_model=ApplicationRead)
-def start_review(
-    application_id: uuid.UUID, session: DbSession, actor: CurrentActor, now: Now, if_match: IfMatch, response: Response
-) -> ApplicationRead:
-    application = service.start_review(session, application_id, actor=actor, at=now, expected_version=if_match)
-    return _respond(session, response, application, actor)
-
-
-@router.post("/{application_id}/request-info", response_model=ApplicationRead)
-def request_info(
-    application_id: uuid.UUID,
-    body: MessageCreate,
-    session: DbSession,
-    actor: CurrentActor,
-    now: Now,
-    if_match: IfMatch,
-    response: Response,
-) -> ApplicationRead:
-    application = service.request_info(
-        session, application_id, body.message, actor=actor, at=now, expected_version=if_match
-    )
-    return _respond(session, response, application, actor)
-
-
-@router.post("/{application_id}/respond", response_model=ApplicationRead)
-def respond(
-    application_id: uuid.UUID,
-    body: MessageCreate,
-    session: DbSession,
-    actor: CurrentActor,
-    now: Now,
-    if_match: IfMatch,
-    response: Response,
-) -> ApplicationRead:
-    application = service.respond(session, application_id, body.message, actor=actor, at=now, expected_version=if_match)
-    return _respond(session, response, application, actor)
-
-
 @router.post("/{application_id}/recommend", response_model=ApplicationRead)
 def recommend(
     application_id: uuid.UUID,
@@ -182,32 +133,73 @@ def approve(
     return _respond(session, response, application, actor)
 
 
-@router.post("/{application_id}/reject", response_model=ApplicationRead)
-def reject(
-    application_id: uuid.UUID,
-    body: ReasonBody,
-    session: DbSession,
-    actor: CurrentActor,
-    now: Now,
-    if_match: IfMatch,
-    response: Response,
-) -> ApplicationRead:
-    application = service.reject(session, application_id, body.reason, actor=actor, at=now, expected_version=if_match)
-    return _respond(session, response, application, actor)
+# Commands whose body is nothing, or one text (a message or a reason): registered from tables.
+PlainCommand = Callable[..., Application]
+TextCommand = Callable[..., Application]
+PLAIN_COMMANDS: dict[str, PlainCommand] = {"submit": service.submit, "start-review": service.start_review}
+MESSAGE_COMMANDS: dict[str, TextCommand] = {"request-info": service.request_info, "respond": service.respond}
+REASON_COMMANDS: dict[str, TextCommand] = {"reject": service.reject, "withdraw": service.withdraw}
 
 
-@router.post("/{application_id}/withdraw", response_model=ApplicationRead)
-def withdraw(
-    application_id: uuid.UUID,
-    body: ReasonBody,
-    session: DbSession,
-    actor: CurrentActor,
-    now: Now,
-    if_match: IfMatch,
-    response: Response,
-) -> ApplicationRead:
-    application = service.withdraw(session, application_id, body.reason, actor=actor, at=now, expected_version=if_match)
-    return _respond(session, response, application, actor)
+def _plain(command: str, run: PlainCommand) -> None:
+    def endpoint(
+        application_id: uuid.UUID,
+        session: DbSession,
+        actor: CurrentActor,
+        now: Now,
+        if_match: IfMatch,
+        response: Response,
+    ) -> ApplicationRead:
+        application = run(session, application_id, actor=actor, at=now, expected_version=if_match)
+        return _respond(session, response, application, actor)
+
+    router.add_api_route(
+        f"/{{application_id}}/{command}", endpoint, methods=["POST"], response_model=ApplicationRead, name=command
+    )
+
+
+def _with_message(command: str, run: TextCommand) -> None:
+    def endpoint(
+        application_id: uuid.UUID,
+        body: MessageCreate,
+        session: DbSession,
+        actor: CurrentActor,
+        now: Now,
+        if_match: IfMatch,
+        response: Response,
+    ) -> ApplicationRead:
+        application = run(session, application_id, body.message, actor=actor, at=now, expected_version=if_match)
+        return _respond(session, response, application, actor)
+
+    router.add_api_route(
+        f"/{{application_id}}/{command}", endpoint, methods=["POST"], response_model=ApplicationRead, name=command
+    )
+
+
+def _with_reason(command: str, run: TextCommand) -> None:
+    def endpoint(
+        application_id: uuid.UUID,
+        body: ReasonBody,
+        session: DbSession,
+        actor: CurrentActor,
+        now: Now,
+        if_match: IfMatch,
+        response: Response,
+    ) -> ApplicationRead:
+        application = run(session, application_id, body.reason, actor=actor, at=now, expected_version=if_match)
+        return _respond(session, response, application, actor)
+
+    router.add_api_route(
+        f"/{{application_id}}/{command}", endpoint, methods=["POST"], response_model=ApplicationRead, name=command
+    )
+
+
+for _command, _run in PLAIN_COMMANDS.items():
+    _plain(_command, _run)
+for _command, _run in MESSAGE_COMMANDS.items():
+    _with_message(_command, _run)
+for _command, _run in REASON_COMMANDS.items():
+    _with_reason(_command, _run)
 
 
 @router.get("/{application_id}/messages")

@@ -110,7 +110,8 @@ def step(rule: BreakerRule, memory: Memory, status: str, clear: bool | None) -> 
         )
     compliant = clear is True if rule.has_clear else True
     if state is State.armed:
-        return Step(replace(memory, breach_streak=0), signals)
+        # The common case (armed and passing) allocates nothing.
+        return Step(memory if memory.breach_streak == 0 else replace(memory, breach_streak=0), signals)
     if state is State.watch:
         if not compliant:
             return Step(replace(memory, breach_streak=0, clear_streak=0), signals)

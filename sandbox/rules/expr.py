@@ -89,7 +89,7 @@ class Token:
         return self.start + 1
 
     def shown(self) -> str:
-        return "the end of the expression" if self.kind == "end" else repr(self.text)
+        return "the end of the expression" if self.kind == "end" else repr(excerpt(self.text))
 
 
 def tokenize(text: str) -> list[Token]:
@@ -152,9 +152,14 @@ def scan(text: str) -> Iterator[Token]:
     yield Token("end", "", n)
 
 
+def excerpt(text: str, limit: int = 60) -> str:
+    """A piece of an expression short enough to quote in a message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _attribute_message(text: str, column: int) -> str:
     return (
-        f"{text!r} at column {column}: attribute access is not part of the language; a dot only appears in "
+        f"{excerpt(text)!r} at column {column}: attribute access is not part of the language; a dot only appears in "
         "quota.NAME, institution.FIELD, filing.days_late and filing.filed"
     )
 
@@ -374,7 +379,7 @@ class _Parser:
     def need(self, node: Node, kind: Kind, op: Token, role: str) -> None:
         if node.kind != kind:
             raise ExprError(
-                f"'{op.text}' at column {op.column} {role}, but '{node.src}' is {_kind_text(node.kind)}",
+                f"'{op.text}' at column {op.column} {role}, but '{excerpt(node.src)}' is {_kind_text(node.kind)}",
                 op.column,
             )
 
@@ -618,7 +623,8 @@ class _Parser:
                 )
             self.advance()
             n_tok = self.tok
-            if n_tok.kind != "num" or not n_tok.text.isdigit() or not 1 <= int(n_tok.text) <= MAX_WINDOW:
+            digits = n_tok.kind == "num" and n_tok.text.isdigit() and not n_tok.text.startswith("0")
+            if not digits or not 1 <= int(n_tok.text) <= MAX_WINDOW:
                 raise ExprError(
                     f"the number of periods of mean_last at column {n_tok.column} must be a whole number from 1 to "
                     f"{MAX_WINDOW}, written as digits",
@@ -679,6 +685,10 @@ class Expression:
     # How many expected periods, current included, the expression looks at; None: the whole
     # history (sum_to_date). Lets a caller load no more history than needed.
     lookback: int | None = 1
+    # Derived from the tree once, for the evaluator: the values to read (one node per label) and
+    # the comparisons.
+    leaves: tuple[Input | Window, ...] = field(default=(), repr=False, compare=False)
+    comparisons: tuple[Compare, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def nodes(self) -> int:
@@ -697,7 +707,8 @@ def compile_expression(
     root = _Parser(text, frozenset(metrics), frozenset(quotas)).parse()
     if root.kind != expect:
         raise ExprError(
-            f"the expression must be {_kind_text(expect)}, but '{root.src}' is {_kind_text(root.kind)}", root.column
+            f"the expression must be {_kind_text(expect)}, but '{excerpt(root.src)}' is {_kind_text(root.kind)}",
+            root.column,
         )
     read: set[str] = set()
     names: list[str] = []
@@ -705,7 +716,8 @@ def compile_expression(
     for node in walk(root):
         labels: tuple[str, ...] = ()
         if isinstance(node, Input):
-            labels = (node.label,)
+            # filing.filed is a yes/no fact, not a value: the explanation states it in words.
+            labels = (node.label,) if node.source != "filed" else ()
             if node.source == "metric":
                 read.add(node.key)
         elif isinstance(node, Window):
@@ -721,7 +733,14 @@ def compile_expression(
         for label in labels:
             if label not in names:
                 names.append(label)
-    return Expression(text, root.kind, frozenset(read), tuple(names), root, lookback)
+    leaves: dict[str, Input | Window] = {}
+    for node in walk(root):
+        if isinstance(node, Input | Window):
+            leaves.setdefault(node.label, node)
+    comparisons = tuple(node for node in walk(root) if isinstance(node, Compare))
+    return Expression(
+        text, root.kind, frozenset(read), tuple(names), root, lookback, tuple(leaves.values()), comparisons
+    )
 
 
 # -- scalar evaluation: the definition of truth ----------------------------------------------------
@@ -744,9 +763,8 @@ class ScalarResult:
     # "true" | "false" | "missing" | "error" for conditions; "value" | "missing" | "error" for numbers
     status: str
     value: Decimal | None  # the number, for number expressions with status "value"
-    # Each name of Expression.names -> the value read (None if missing or not computable);
-    # filing.filed reads as a bool.
-    reads: dict[str, Decimal | bool | None]
+    # Each name of Expression.names -> the value read (None if missing or not computable).
+    reads: dict[str, Decimal | None]
     # The comparison shown as the threshold: left, operator, right, when the expression has
     # exactly one comparison.
     comparison: tuple[Decimal | None, str, Decimal | None] | None
@@ -768,7 +786,8 @@ class _Error:
     message: str
 
 
-_Value = Decimal | bool | _Missing | _Error
+Value = Decimal | bool | _Missing | _Error
+_Value = Value
 
 
 def decimal_context() -> Context:
@@ -783,26 +802,28 @@ def decimal_context() -> Context:
     )
 
 
+# Shared by every evaluation: a context's flags record what happened (nobody reads them here), and
+# its settings never change, so sharing it between threads is safe.
+_DECIMAL = decimal_context()
+
+
 def evaluate_scalar(expr: Expression, ctx: ScalarContext) -> ScalarResult:
-    dec = decimal_context()
     values: dict[str, _Value] = {}
-    for node in walk(expr.root):
-        if isinstance(node, Input | Window) and node.label not in values:
-            values[node.label] = _read(node, ctx, dec)
-            if isinstance(node, Window) and node.function == "pct_change":
-                values.setdefault(node.metric, _current(ctx, node.metric))
-                values.setdefault(f"prev({node.metric})", _previous(ctx, node.metric))
-    reads: dict[str, Decimal | bool | None] = {}
+    for node in expr.leaves:
+        values[node.label] = _read(node, ctx)
+        if isinstance(node, Window) and node.function == "pct_change":
+            values.setdefault(node.metric, _current(ctx, node.metric))
+            values.setdefault(f"prev({node.metric})", _previous(ctx, node.metric))
+    reads: dict[str, Decimal | None] = {}
     for name in expr.names:
         value = values[name]
-        reads[name] = value if isinstance(value, Decimal | bool) else None
+        reads[name] = value if isinstance(value, Decimal) else None
 
-    compares = [node for node in walk(expr.root) if isinstance(node, Compare)]
-    outcome = _evaluate(expr.root, values, dec)
+    outcome = _evaluate(expr.root, values)
     comparison = None
-    if len(compares) == 1:
-        only = compares[0]
-        left, right = _evaluate(only.left, values, dec), _evaluate(only.right, values, dec)
+    if len(expr.comparisons) == 1:
+        only = expr.comparisons[0]
+        left, right = _evaluate(only.left, values), _evaluate(only.right, values)
         comparison = (
             left if isinstance(left, Decimal) else None,
             only.op,
@@ -831,7 +852,7 @@ def _previous(ctx: ScalarContext, metric: str) -> Decimal | _Missing:
     return MISSING if value is None else value
 
 
-def _read(node: Input | Window, ctx: ScalarContext, dec: Context) -> _Value:
+def _read(node: Input | Window, ctx: ScalarContext) -> _Value:
     if isinstance(node, Input):
         if node.source == "metric":
             return _current(ctx, node.key)
@@ -848,24 +869,33 @@ def _read(node: Input | Window, ctx: ScalarContext, dec: Context) -> _Value:
     if node.function == "prev":
         return _previous(ctx, metric)
     if node.function == "pct_change":
-        prev = _previous(ctx, metric)
-        change = _arithmetic("-", _current(ctx, metric), prev, dec, node)
-        return _arithmetic("/", change, prev, dec, node, f"division by zero in {node.label}: prev({metric}) is 0")
+        return pct_change_value(node, _current(ctx, metric), _previous(ctx, metric))
     window = ctx.history if node.function == "sum_to_date" else ctx.history[-node.periods :]
     if not ctx.history or len(window) < max(node.periods, 1):
         return MISSING
+    return window_value(node, [period.get(metric) for period in window])
+
+
+# The exact arithmetic, shared with the batch evaluator so both decide a close call by the very
+# same operations.
+
+
+def pct_change_value(node: Window, current: _Value, previous: _Value) -> _Value:
+    change = arithmetic_value("-", current, previous, node)
+    return arithmetic_value("/", change, previous, node, f"division by zero in {node.label}: prev({node.metric}) is 0")
+
+
+def window_value(node: Window, values: Sequence[Decimal | None]) -> _Value:
+    """sum_to_date or mean_last over the values of its window (already cut to it), oldest first."""
     total = Decimal(0)
-    for period in window:
-        value = period.get(metric)
+    for value in values:
         if value is None:
             return MISSING
-        total = dec.add(total, value)
-    return total if node.function == "sum_to_date" else dec.divide(total, Decimal(node.periods))
+        total = _DECIMAL.add(total, value)
+    return total if node.function == "sum_to_date" else _DECIMAL.divide(total, Decimal(node.periods))
 
 
-def _arithmetic(
-    op: str, left: _Value, right: _Value, dec: Context, node: Node, zero_message: str | None = None
-) -> _Value:
+def arithmetic_value(op: str, left: _Value, right: _Value, node: Node, zero_message: str | None = None) -> _Value:
     # Error beats missing: a division by zero is certain even when the numerator is unknown.
     if isinstance(left, _Error):
         return left
@@ -879,12 +909,12 @@ def _arithmetic(
     if not isinstance(left, Decimal) or not isinstance(right, Decimal):
         return MISSING
     if op == "+":
-        return dec.add(left, right)
+        return _DECIMAL.add(left, right)
     if op == "-":
-        return dec.subtract(left, right)
+        return _DECIMAL.subtract(left, right)
     if op == "*":
-        return dec.multiply(left, right)
-    return dec.divide(left, right)
+        return _DECIMAL.multiply(left, right)
+    return _DECIMAL.divide(left, right)
 
 
 def compare_decimals(op: str, left: Decimal, right: Decimal) -> bool:
@@ -901,19 +931,19 @@ def compare_decimals(op: str, left: Decimal, right: Decimal) -> bool:
     return left != right
 
 
-def _evaluate(node: Node, values: Mapping[str, _Value], dec: Context) -> _Value:
+def _evaluate(node: Node, values: Mapping[str, _Value]) -> _Value:
     if isinstance(node, Number | Boolean):
         return node.value
     if isinstance(node, Input | Window):
         return values[node.label]
     if isinstance(node, Negate):
-        operand = _evaluate(node.operand, values, dec)
+        operand = _evaluate(node.operand, values)
         # copy_negate is exact: negating never rounds, whatever the digits filed.
         return operand.copy_negate() if isinstance(operand, Decimal) else operand
     if isinstance(node, Arithmetic):
-        return _arithmetic(node.op, _evaluate(node.left, values, dec), _evaluate(node.right, values, dec), dec, node)
+        return arithmetic_value(node.op, _evaluate(node.left, values), _evaluate(node.right, values), node)
     if isinstance(node, Compare):
-        left, right = _evaluate(node.left, values, dec), _evaluate(node.right, values, dec)
+        left, right = _evaluate(node.left, values), _evaluate(node.right, values)
         for side in (left, right):
             if isinstance(side, _Error):
                 return side
@@ -921,10 +951,10 @@ def _evaluate(node: Node, values: Mapping[str, _Value], dec: Context) -> _Value:
             return MISSING
         return compare_decimals(node.op, left, right)
     if isinstance(node, Not):
-        operand = _evaluate(node.operand, values, dec)
+        operand = _evaluate(node.operand, values)
         return (not operand) if isinstance(operand, bool) else operand
     assert isinstance(node, Logic)
-    left, right = _evaluate(node.left, values, dec), _evaluate(node.right, values, dec)
+    left, right = _evaluate(node.left, values), _evaluate(node.right, values)
     # Kleene logic: a deciding operand decides whatever the other is; otherwise error beats
     # missing, so a check that cannot be computed is never hidden behind one that lacks data.
     decisive = node.op == "or"

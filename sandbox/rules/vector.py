@@ -1,17 +1,19 @@
 """Batch evaluation of a compiled expression over many pilots and periods at once (bulk uploads,
 backtests, replays), in numpy, agreeing exactly with ``evaluate_scalar`` on every row.
 
-How floats are made to agree with exact decimals: every number is carried as a float64 together
-with a bound on its distance from the exact value (a decimal's conversion to float is off by less
-than one unit in the last place; each +, -, *, / adds the ulp of its result and propagates the
-operands' bounds; a window sum accumulates them). A comparison is decided in floats only where
-its two sides are further apart than four times their combined bound, which no rounding can
-cross; the other rows are "uncertain". An uncertain comparison of two values read as filed (a
-metric, a quota, a literal...) is decided on the exact decimals of those rows; any other uncertain
-row, and any row whose divisor might be zero, is re-decided by ``evaluate_scalar`` on
+How floats are made to agree with exact decimals. Every number is carried as a float64 with a
+bound on its distance from the exact value: a decimal's nearest float is off by at most half an
+ulp; each +, -, *, / propagates its operands' bounds and adds one rounding; window sums
+accumulate theirs. A comparison is decided in floats only where its two sides are further apart
+than four times their combined bound, which no rounding can cross. The rows too close to call
+(ties such as 0.03 against 0.03, or 0.1 + 0.2 against 0.3) are decided on exact decimals,
+computed for those rows only by the scalar evaluator's own arithmetic (``arithmetic_value``,
+``pct_change_value``, ``window_value``). A row whose divisor might be zero (its interval holds
+0 although it is not a zero read as filed) is re-decided whole by ``evaluate_scalar`` on
 ``panel.scalar_context(row)``. Missing values and zero divisors are exact (NaN stands for a
-missing decimal; the float of a nonzero decimal is nonzero), so only values near a threshold
-ever leave the fast path."""
+missing decimal, and the float of a nonzero decimal is nonzero), so statuses never depend on
+rounding. Only rows near a threshold leave the float path, and no row is ever decided on a
+float that could be wrong."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sandbox.rules.expr import (
+    MISSING,
     Arithmetic,
     Boolean,
     Compare,
@@ -36,10 +39,14 @@ from sandbox.rules.expr import (
     Not,
     Number,
     ScalarContext,
+    Value,
     Window,
+    arithmetic_value,
     compare_decimals,
     evaluate_scalar,
+    pct_change_value,
     walk,
+    window_value,
 )
 
 STATUS_FALSE, STATUS_TRUE, STATUS_MISSING, STATUS_ERROR = 0, 1, 2, 3
@@ -131,9 +138,13 @@ class Panel:
         by_pos = np.split(order, np.cumsum(counts)[:-1])
         return _Layout(start, pos, group, by_pos)
 
-    def scalar_context(self, row: int) -> ScalarContext:
+    def scalar_context(self, row: int, *, periods: int | None = None) -> ScalarContext:
+        """The exact context of one row. ``periods`` keeps only that many most recent periods
+        (an expression's ``lookback``: it reads no further back, so its result is the same)."""
         row = int(row)
         first = int(self.layout.start[row])
+        if periods is not None:
+            first = max(first, row - periods + 1)
         history = [_PeriodMetrics(self.exact, i) for i in range(first, row + 1)]
         quotas = {name: col[row] for name, col in self.quotas_exact.items() if col[row] is not None}
         institution = {name: col[row] for name, col in self.institution_exact.items()}
@@ -219,7 +230,9 @@ def panel_from_histories(histories: Sequence[PilotHistory]) -> Panel:
 
 # -- evaluation ------------------------------------------------------------------------------------
 
-ExactAt = Callable[[npt.NDArray[np.intp]], list[Decimal]]
+# The exact values of a number at given rows of a block, computed by the scalar evaluator's own
+# arithmetic: only asked for rows where the number is certainly neither missing nor an error.
+ExactAt = Callable[[npt.NDArray[np.intp]], list[Value]]
 # One rounding (or a correctly rounded conversion) moves a float by at most half an ulp, and an ulp
 # is at most |x| * 2**-52: so |x| * EPS bounds it with a factor two to spare. TINY covers what
 # magnitude-relative bounds miss in the subnormal range (each op errs there by < 2**-1074; an
@@ -235,8 +248,8 @@ class _Num:
     # Row flags; None stands for "no row" (the common case, which then costs nothing).
     miss: Flags | None
     err: Flags | None  # division by zero (certain)
-    unc: Flags | None  # not decidable in floats: re-decided exactly
-    exact: ExactAt | None = None  # exact decimals at given rows, for values read as filed
+    unc: Flags | None  # status not decidable here: re-decided by evaluate_scalar
+    exact: ExactAt | None = None
 
 
 @dataclass
@@ -249,6 +262,7 @@ class _Bool:
 class VectorOutcome:
     status: Codes
     rechecked: npt.NDArray[np.intp]  # rows that were re-decided by evaluate_scalar
+    exact_decisions: int = 0  # comparisons decided on exact decimals (close calls), over all rows
 
 
 def evaluate_vector(expr: Expression, panel: Panel) -> Codes:
@@ -263,13 +277,16 @@ def evaluate_vector_detailed(expr: Expression, panel: Panel, *, block: int = BLO
     panel.layout  # noqa: B018  # checks the pilots are contiguous, once per panel
     status = np.empty(n, dtype=np.int8)
     doubtful: list[npt.NDArray[np.intp]] = []
+    exact_decisions = 0
     with np.errstate(all="ignore"):
         windows = _windows(expr, panel)
         # Block by block: the temporaries of a block stay small enough to be reused from the heap
         # and to stay in cache, where whole-column temporaries would be fresh pages every time.
         for lo in range(0, n, block):
             hi = min(n, lo + block)
-            result = _Evaluator(panel, lo, hi, windows).node(expr.root)
+            evaluator = _Evaluator(panel, lo, hi, windows)
+            result = evaluator.node(expr.root)
+            exact_decisions += evaluator.exact_decisions
             if isinstance(result, _Bool):
                 status[lo:hi] = result.st
             else:
@@ -282,9 +299,9 @@ def evaluate_vector_detailed(expr: Expression, panel: Panel, *, block: int = BLO
             if result.unc is not None:
                 doubtful.append(np.flatnonzero(result.unc) + lo)
     rechecked = np.concatenate(doubtful) if doubtful else np.zeros(0, dtype=np.intp)
-    for row in rechecked:
-        status[row] = STATUS_CODES[evaluate_scalar(expr, panel.scalar_context(int(row))).status]
-    return VectorOutcome(status, rechecked)
+    for row in rechecked.tolist():
+        status[row] = STATUS_CODES[evaluate_scalar(expr, panel.scalar_context(row, periods=expr.lookback)).status]
+    return VectorOutcome(status, rechecked, exact_decisions)
 
 
 def _or(a: Flags | None, b: Flags | None) -> Flags | None:
@@ -339,8 +356,17 @@ def _running_sums(x: Floats, x_e: Floats, layout: _Layout) -> tuple[Floats, Floa
     n = len(x)
     groups = int(layout.group[-1]) + 1 if n else 0
     longest = len(layout.by_pos)
+    if groups * longest == n:
+        # Every pilot has as many periods: the rows already are a grid, one line per pilot, and a
+        # cumsum along the lines sums pilot by pilot.
+        sums = np.cumsum(x.reshape(groups, longest), axis=1)
+        bounds = np.abs(sums)
+        bounds *= EPS
+        bounds += x_e.reshape(groups, longest)
+        np.cumsum(bounds, axis=1, out=bounds)
+        return sums.reshape(n), bounds.reshape(n)
     if groups * longest <= 4 * n + 1024:
-        # One row per pilot, one column per period: cumsum along the periods sums pilot by pilot.
+        # The same on a grid padded after each pilot's last period.
         grid = np.zeros((groups, longest))
         grid[layout.group, layout.pos] = x
         sums = np.cumsum(grid, axis=1)
@@ -370,6 +396,7 @@ class _Evaluator:
         self.n = hi - lo
         self.windows = windows
         self.leaves: dict[str, _Num] = {}
+        self.exact_decisions = 0
 
     def node(self, node: Node) -> _Num | _Bool:
         if isinstance(node, Number):
@@ -388,12 +415,13 @@ class _Evaluator:
             negated: ExactAt | None = None
             if exact is not None:
 
-                def negated(rows: npt.NDArray[np.intp], exact: ExactAt = exact) -> list[Decimal]:
-                    return [value.copy_negate() for value in exact(rows)]
+                def negated(rows: npt.NDArray[np.intp], exact: ExactAt = exact) -> list[Value]:
+                    # copy_negate, as the scalar evaluator: exact whatever the digits
+                    return [x.copy_negate() if isinstance(x, Decimal) else x for x in exact(rows)]
 
             return _Num(-a.v, a.e, a.miss, a.err, a.unc, negated)
         if isinstance(node, Arithmetic):
-            return self.arithmetic(node.op, self.number(node.left), self.number(node.right))
+            return self.arithmetic(node.op, self.number(node.left), self.number(node.right), node)
         if isinstance(node, Compare):
             return self.compare(node.op, self.number(node.left), self.number(node.right))
         if isinstance(node, Not):
@@ -426,8 +454,8 @@ class _Evaluator:
         lo = self.lo
         v = np.asarray(floats[lo : self.hi], dtype=np.float64)
 
-        def exact_at(rows: npt.NDArray[np.intp]) -> list[Decimal]:
-            return [exact[r] for r in (rows + lo).tolist()]  # usable rows only: never None
+        def exact_at(rows: npt.NDArray[np.intp]) -> list[Value]:
+            return [_value(exact[r]) for r in (rows + lo).tolist()]
 
         # Zero gets a zero bound: the float of a nonzero decimal is never 0, so a zero divisor
         # read as filed is certain.
@@ -470,8 +498,8 @@ class _Evaluator:
             v[0] = floats[lo - 1] if lo else math.nan
             v[self.panel.layout.pos[lo:hi] == 0] = math.nan  # a pilot's first period has no previous
 
-            def exact_at(rows: npt.NDArray[np.intp]) -> list[Decimal]:
-                return [exact[r] for r in (rows + (lo - 1)).tolist()]
+            def exact_at(rows: npt.NDArray[np.intp]) -> list[Value]:
+                return [_value(exact[r]) for r in (rows + (lo - 1)).tolist()]
 
             result = _Num(v, _rounding(v), _some(np.isnan(v)), None, None, exact_at)
         self.leaves[label] = result
@@ -481,14 +509,43 @@ class _Evaluator:
         if node.function == "prev":
             return self.previous(node.metric)
         if node.function == "pct_change":
-            prev = self.previous(node.metric)
-            return self.arithmetic("/", self.arithmetic("-", self.metric(node.metric), prev), prev)
+            current, prev = self.metric(node.metric), self.previous(node.metric)
+            change = self.arithmetic("/", self.arithmetic("-", current, prev, None), prev, None)
+            if current.exact is not None and prev.exact is not None:
+                at_current, at_prev = current.exact, prev.exact
+
+                def exact_change(rows: npt.NDArray[np.intp]) -> list[Value]:
+                    pairs = zip(at_current(rows), at_prev(rows), strict=True)
+                    return [pct_change_value(node, x, y) for x, y in pairs]
+
+                change.exact = exact_change
+            return change
         if node.function == "mean_last":
-            return self.mean_last(node.metric, node.periods)
-        full = self.windows[node.label]
-        lo, hi = self.lo, self.hi
-        miss = None if full.miss is None else _some(full.miss[lo:hi])
-        return _Num(full.v[lo:hi], full.e[lo:hi], miss, None, None)
+            result = self.mean_last(node.metric, node.periods)
+        else:
+            full = self.windows[node.label]
+            lo, hi = self.lo, self.hi
+            miss = None if full.miss is None else _some(full.miss[lo:hi])
+            result = _Num(full.v[lo:hi], full.e[lo:hi], miss, None, None)
+        column = self.panel.exact.get(node.metric)
+        if column is not None:
+            result.exact = self.window_exact(node, column)
+        return result
+
+    def window_exact(self, node: Window, column: Sequence[Decimal | None]) -> ExactAt:
+        layout, lo = self.panel.layout, self.lo
+
+        def exact_at(rows: npt.NDArray[np.intp]) -> list[Value]:
+            values: list[Value] = []
+            for row in (rows + lo).tolist():
+                first = int(layout.start[row]) if node.function == "sum_to_date" else row - node.periods + 1
+                if first < layout.start[row]:
+                    values.append(MISSING)
+                else:
+                    values.append(window_value(node, column[first : row + 1]))
+            return values
+
+        return exact_at
 
     def mean_last(self, name: str, k: int) -> _Num:
         floats = self.panel.metrics.get(name)
@@ -516,7 +573,7 @@ class _Evaluator:
         mean[self.panel.layout.pos[lo:hi] < k - 1] = math.nan
         return _Num(mean, bound, _some(np.isnan(mean)), None, None)
 
-    def arithmetic(self, op: str, a: _Num, b: _Num) -> _Num:
+    def arithmetic(self, op: str, a: _Num, b: _Num, node: Arithmetic | None) -> _Num:
         unc = _or(a.unc, b.unc)
         err = _or(a.err, b.err)
         if op == "+":
@@ -548,7 +605,14 @@ class _Evaluator:
             size *= size - b.e
             e /= size
         e += _rounding(v)
-        return _Num(v, e, _without(_or(a.miss, b.miss), err), err, unc)
+        exact: ExactAt | None = None
+        if node is not None and a.exact is not None and b.exact is not None:
+            at_a, at_b = a.exact, b.exact
+
+            def exact(rows: npt.NDArray[np.intp]) -> list[Value]:
+                return [arithmetic_value(op, x, y, node) for x, y in zip(at_a(rows), at_b(rows), strict=True)]
+
+        return _Num(v, e, _without(_or(a.miss, b.miss), err), err, unc, exact)
 
     def compare(self, op: str, a: _Num, b: _Num) -> _Bool:
         err = _or(a.err, b.err)
@@ -571,13 +635,23 @@ class _Evaluator:
             doubt &= ~excluded
         if not doubt.any():
             return _Bool(status, unc)
-        if a.exact is not None and b.exact is not None:
-            # Two values as filed, too close for floats: compare the decimals of these rows.
-            rows = np.flatnonzero(doubt)
-            left, right = a.exact(rows), b.exact(rows)
-            status[rows] = [compare_decimals(op, x, y) for x, y in zip(left, right, strict=True)]
-            return _Bool(status, unc)
-        return _Bool(status, _or(unc, doubt))
+        if a.exact is None or b.exact is None:
+            return _Bool(status, _or(unc, doubt))
+        # Too close for floats: these rows are decided on exact decimals, computed by the scalar
+        # evaluator's arithmetic (both sides are certainly values here).
+        rows = np.flatnonzero(doubt)
+        self.exact_decisions += len(rows)
+        undecided = []
+        for row, x, y in zip(rows.tolist(), a.exact(rows), b.exact(rows), strict=True):
+            if isinstance(x, Decimal) and isinstance(y, Decimal):
+                status[row] = compare_decimals(op, x, y)
+            else:  # pragma: no cover - a certain value is always a decimal; kept as a safety net
+                undecided.append(row)
+        if undecided:
+            doubt[:] = False
+            doubt[undecided] = True
+            return _Bool(status, _or(unc, doubt))
+        return _Bool(status, unc)
 
     def logic(self, op: str, a: _Bool, b: _Bool) -> _Bool:
         table = _AND if op == "and" else _OR
@@ -594,6 +668,10 @@ class _Evaluator:
                 decides &= ~side.unc
             unc = unc & ~decides
         return _Bool(status, _some(unc))
+
+
+def _value(value: Decimal | None) -> Value:
+    return MISSING if value is None else value
 
 
 def _kleene(op: str) -> Codes:

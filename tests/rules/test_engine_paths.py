@@ -38,10 +38,16 @@ exposure = st.sampled_from(["0", "100", "899.99", "900", "900.01", "1000", "1500
 lending = st.sampled_from(["0", "50", "100", "150.5"]).map(Decimal)
 period_metrics = st.one_of(
     st.none(),  # not filed
-    st.fixed_dictionaries({}, optional={"npl_ratio": npl, "exposure_outstanding": exposure, "new_lending_amount": lending}),
+    st.fixed_dictionaries(
+        {}, optional={"npl_ratio": npl, "exposure_outstanding": exposure, "new_lending_amount": lending}
+    ),
 )
 period = st.tuples(period_metrics, st.sampled_from([0, 3, 6, 30]), st.booleans())
-pilot = st.tuples(st.lists(period, min_size=1, max_size=10), st.sampled_from(["0.01", "0.015", "0.02"]).map(Decimal), st.lists(st.integers(0, 9), max_size=2))
+pilot = st.tuples(
+    st.lists(period, min_size=1, max_size=10),
+    st.sampled_from(["0.01", "0.015", "0.02"]).map(Decimal),
+    st.lists(st.integers(0, 9), max_size=2),
+)
 
 
 def facts_for(spec: tuple[list[tuple[dict[str, Decimal] | None, int, bool]], Decimal, list[int]]) -> list[PeriodFacts]:
@@ -52,9 +58,14 @@ def facts_for(spec: tuple[list[tuple[dict[str, Decimal] | None, int, bool]], Dec
         filed = metrics is not None
         result.append(
             PeriodFacts(
-                period=label, filed=filed, metrics=metrics or {}, days_late=Decimal(late) if filed else None,
-                out_of_scope=("row outside",) if outside and filed else (), institution={"npl_ratio": npl_bank},
-                ineligible=(), quotas=QUOTAS,
+                period=label,
+                filed=filed,
+                metrics=metrics or {},
+                days_late=Decimal(late) if filed else None,
+                out_of_scope=("row outside",) if outside and filed else (),
+                institution={"npl_ratio": npl_bank},
+                ineligible=(),
+                quotas=QUOTAS,
             )
         )
         label = label.next()
@@ -87,7 +98,12 @@ def test_both_paths_give_the_same_outcomes_and_breaker_states(pilots: list) -> N
                 if rule.id in memories:
                     if resets.get((rule.id, row)) and memories[rule.id].state in machine.HUMAN_COMMANDS["reset"]:
                         memories[rule.id] = machine.reset(memories[rule.id])
-                    step = machine.step(rule.breaker_rule(POLICY.success_threshold), memories[rule.id], outcomes[rule.id].status, outcomes[rule.id].clear)
+                    step = machine.step(
+                        rule.breaker_rule(POLICY.success_threshold),
+                        memories[rule.id],
+                        outcomes[rule.id].status,
+                        outcomes[rule.id].clear,
+                    )
                     memories[rule.id] = step.memory
                     sequential_state[rule.id].append(step.memory)
             row += 1
