@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from sandbox.rules.rulebook import BuiltinRules, Criterion, ExemptionPolicy, PolicyTest, Probation, Rule
+from sandbox.rules.rulebook import AlertsPolicy, BuiltinRules, Criterion, ExemptionPolicy, PolicyTest, Probation, Rule
 from sandbox.rules.vocabulary import InstitutionType
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,59}$")]
@@ -145,6 +145,7 @@ class PolicyDocument(Strict):
     builtin_rules: BuiltinRules = BuiltinRules()
     probation: Probation = Probation()
     exemption: ExemptionPolicy | None = None
+    alerts: AlertsPolicy = AlertsPolicy()
     tests: list[PolicyTest] = []
 
     @model_validator(mode="after")

@@ -5,11 +5,12 @@ checked against the metric catalogue) when the file is parsed, see ``policy_file
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,59}$")]
 Expr = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
@@ -123,6 +124,46 @@ class ExemptionPolicy(_Strict):
         if Criterion.no_new_business_while_suspended in self.criteria and not self.new_business_metric:
             raise ValueError("no_new_business_while_suspended needs new_business_metric (the metric of business done)")
         return self
+
+
+_DURATION = re.compile(r"^([1-9][0-9]{0,3})([hd])$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``12h`` or ``3d``: the policy's reminder and escalation delays."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration such as 12h or 3d")
+    amount, unit = int(match.group(1)), match.group(2)
+    return timedelta(hours=amount) if unit == "h" else timedelta(days=amount)
+
+
+def _duration_text(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_duration_text)]
+Address = Annotated[str, StringConstraints(pattern=r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$", max_length=254)]
+
+
+class AlertsPolicy(_Strict):
+    """Who the bureau alerts, by severity, and how often an unacknowledged trip is reminded."""
+
+    recipients: dict[Severity, list[Address]] = {}
+    escalation: list[Address] = []
+    repeat_every: Duration = "24h"
+    escalate_after: Duration = "72h"
+    send_resolved: bool = True
+    due_soon_working_days: Annotated[int, Field(ge=0, le=20)] = 3
+
+    def for_severity(self, severity: Severity) -> list[str]:
+        """The list for a severity; a severity with no list of its own goes to the next higher one."""
+        order = list(Severity)
+        for level in order[order.index(severity):]:
+            if self.recipients.get(level):
+                return list(self.recipients[level])
+        return []
 
 
 class TestPeriod(_Strict):
