@@ -2,8 +2,10 @@
 
 One synthetic workload (pilots x monthly periods x 20 metrics, in long format, values as decimal
 text) and one set of 12 rules, written three times: as a policy file evaluated by the product
-(``compile_policy`` + ``judge_panel`` + ``fold_breakers``), as DuckDB SQL with window functions,
-and as numpy on arrays already laid out (pilots x periods). All three must fire on exactly the
+(``compile_policy``, then ``panel_from_long`` + ``judge_panel`` + ``fold_breakers_at_once``), as
+DuckDB SQL with window functions, and as numpy on arrays already laid out (pilots x periods).
+The product's earlier route (a pandas pivot, every value a ``Decimal``, ``fold_breakers``' list of
+``Memory`` objects) runs beside them, for contrast. All of them must fire on exactly the
 same rows; the script refuses to print timings otherwise. It also times the exact one-filing path
 (``judge``) on a sample of 36-period histories.
 
@@ -16,7 +18,7 @@ what SQL's three-valued logic gives when a NULL or a guarded division reaches a 
 The two rules that must hold "for N consecutive periods" fire on a row when their condition
 breached on that row and on the N-1 expected periods just before it (a period without a filing
 breaks the run: the rules say ``on_missing: ignore``); on the product path this is read from the
-breaker fold (``Memory.breach_streak >= trip_after``).
+breaker fold (``breach_streak >= trip_after``).
 
 The product is exact (decimals); so are the SQL (DECIMAL(18,6), ratios compared by
 cross-multiplying, because DuckDB divides DECIMALs in DOUBLE) and the numpy floor (int64 in
@@ -35,12 +37,12 @@ import pstats
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -54,13 +56,14 @@ from sandbox.rules.engine import (
     PeriodFacts,
     compile_policy,
     fold_breakers,
+    fold_breakers_at_once,
     judge,
     judge_panel,
     panel_for,
 )
 from sandbox.rules.periods import Period
 from sandbox.rules.policy_file import parse_policy
-from sandbox.rules.vector import STATUS_TRUE, Panel, decimal_floats, evaluate_vector_detailed
+from sandbox.rules.vector import STATUS_TRUE, Panel, decimal_floats, evaluate_vector_detailed, panel_from_long
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCALE = 1_000_000  # the numpy floor holds every value in millionths (int64): 2-6 places are exact
@@ -315,56 +318,44 @@ def read_metrics(policy: CompiledPolicy) -> list[str]:
     return sorted({name for rule in policy.rules if rule.when is not None for name in rule.when.metrics})
 
 
-def _exact(texts: npt.NDArray[Any]) -> list[Decimal | None]:
-    return [None if isinstance(t, float) else Decimal(t) for t in texts.tolist()]
+def expected_rows(work: Workload) -> pd.MultiIndex:
+    """Every pilot's every period: the rows a panel must have, filed or not."""
+    return pd.MultiIndex.from_product([work.pilots, work.periods], names=["pilot", "period"])
 
 
-class LazyDecimals(Sequence[Decimal | None]):
-    """An exact column parsed on demand from the filed text: the vector path reads exact values
-    only for the rows it re-decides, a few per thousand."""
-
-    def __init__(self, texts: npt.NDArray[Any]) -> None:
-        self._texts = texts
-
-    def __len__(self) -> int:
-        return len(self._texts)
-
-    @overload
-    def __getitem__(self, index: int) -> Decimal | None: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Decimal | None]: ...
-    def __getitem__(self, index: int | slice) -> Decimal | list[Decimal | None] | None:
-        if isinstance(index, slice):
-            return _exact(self._texts[index])
-        text = self._texts[index]
-        return None if isinstance(text, float) else Decimal(text)
+def build_panel(work: Workload, policy: CompiledPolicy) -> tuple[Panel, PanelExtras]:
+    """The product's route from long data to a Panel: ``panel_from_long`` parses each float from
+    the text and each Decimal only when the evaluator asks for that row."""
+    panel = panel_from_long(
+        work.long,
+        expected=expected_rows(work),
+        metrics=read_metrics(policy),
+        filings=work.filings,
+        quotas=work.quotas,
+    )
+    none = np.zeros(len(panel), dtype=bool)
+    return panel, PanelExtras(out_of_scope=none, ineligible=none)
 
 
-def _columns(texts: npt.NDArray[Any], lean: bool) -> tuple[npt.NDArray[np.float64], Sequence[Decimal | None]]:
-    if lean:
-        # float(str) rounds correctly, as float(Decimal) does: the same nearest floats.
-        return texts.astype(np.float64), LazyDecimals(texts)
-    exact = _exact(texts)
-    return decimal_floats(exact), exact
-
-
-def build_panel(work: Workload, policy: CompiledPolicy, lean: bool = False) -> tuple[Panel, PanelExtras]:
-    """The long data to a Panel: one row per expected (pilot, period), the metrics the policy
-    reads as exact decimals and their nearest floats, NaN / None where no value was filed.
-    Plain: every value parsed to a Decimal and converted with ``decimal_floats``, as the Panel's
-    documentation says. Lean: floats parsed from the text by numpy, decimals parsed only when
-    the evaluator asks for a row."""
+def build_panel_eagerly(work: Workload, policy: CompiledPolicy) -> tuple[Panel, PanelExtras]:
+    """The earlier route, for contrast: pandas pivots the long data, every value becomes a
+    ``Decimal`` and ``decimal_floats`` converts them."""
     needed = read_metrics(policy)
     long = work.long
     wide = long[long["metric"].isin(needed)].pivot(index=["pilot", "period"], columns="metric", values="value")
-    grid = pd.MultiIndex.from_product([work.pilots, work.periods], names=["pilot", "period"])
+    grid = expected_rows(work)
     wide = wide.reindex(grid)
     filings = work.filings.set_index(["pilot", "period"])["days_late"].reindex(grid)
     filed = filings.notna().to_numpy()
     days_late = [None if isinstance(d, float) and d != d else Decimal(int(d)) for d in filings.tolist()]
-    columns = {name: _columns(wide[name].to_numpy(dtype=object), lean) for name in needed}
+
+    def column(texts: npt.NDArray[Any]) -> tuple[npt.NDArray[np.float64], list[Decimal | None]]:
+        exact = [None if isinstance(t, float) else Decimal(t) for t in texts.tolist()]
+        return decimal_floats(exact), exact
+
+    columns = {name: column(wide[name].to_numpy(dtype=object)) for name in needed}
     limit_texts = work.quotas.set_index("pilot")["exposure_limit"].reindex(work.pilots).to_numpy(dtype=object)
-    limit_floats, limit_exact = _columns(np.repeat(limit_texts, len(work.periods)), lean)
+    limit_floats, limit_exact = column(np.repeat(limit_texts, len(work.periods)))
     pilot = np.empty(len(grid), dtype=object)
     pilot[:] = np.repeat(np.array(work.pilots, dtype=object), len(work.periods))
     panel = Panel(
@@ -414,29 +405,43 @@ def histories(work: Workload, pilot_rows: list[int], upto: int | None = None) ->
     return result
 
 
-def product_firings(
-    policy: CompiledPolicy, panel: Panel, statuses: dict[str, tuple[Any, Any]], memories: dict[str, list[Any]]
-) -> dict[str, Bools]:
+def product_firings(statuses: dict[str, tuple[Any, Any]], streaks: Mapping[str, Ints]) -> dict[str, Bools]:
+    """A rule fires where it breached; a consecutive-period rule where its breaker's breach
+    streak has reached trip_after."""
     fires: dict[str, Bools] = {}
     for rule_id in RULE_IDS:
         if rule_id in TRIP_AFTER:
-            need = TRIP_AFTER[rule_id]
-            fires[rule_id] = np.fromiter((m.breach_streak >= need for m in memories[rule_id]), bool, len(panel))
+            fires[rule_id] = streaks[rule_id] >= TRIP_AFTER[rule_id]
         else:
             fires[rule_id] = statuses[rule_id][0] == STATUS_TRUE
     return fires
 
 
-def run_product(
-    work: Workload, policy: CompiledPolicy, lean: bool = False
-) -> tuple[dict[str, float], dict[str, Bools]]:
+def run_product(work: Workload, policy: CompiledPolicy) -> tuple[dict[str, float], dict[str, Bools]]:
     t0 = time.perf_counter()
-    panel, extras = build_panel(work, policy, lean)
+    panel, extras = build_panel(work, policy)
+    t1 = time.perf_counter()
+    statuses = judge_panel(policy, panel, extras)
+    t2 = time.perf_counter()
+    breakers = fold_breakers_at_once(policy, panel, statuses)
+    fires = product_firings(statuses, {rule_id: columns.breach_streak for rule_id, columns in breakers.items()})
+    t3 = time.perf_counter()
+    return {"pivot": t1 - t0, "evaluate": t2 - t1, "breakers": t3 - t2, "total": t3 - t0}, fires
+
+
+def run_product_eagerly(work: Workload, policy: CompiledPolicy) -> tuple[dict[str, float], dict[str, Bools]]:
+    """The earlier route: eager decimals, and ``fold_breakers``' list of Memory objects."""
+    t0 = time.perf_counter()
+    panel, extras = build_panel_eagerly(work, policy)
     t1 = time.perf_counter()
     statuses = judge_panel(policy, panel, extras)
     t2 = time.perf_counter()
     memories = fold_breakers(policy, panel, statuses)
-    fires = product_firings(policy, panel, statuses, memories)
+    streaks = {
+        rule_id: np.fromiter((m.breach_streak for m in rows), np.int64, len(panel))
+        for rule_id, rows in memories.items()
+    }
+    fires = product_firings(statuses, streaks)
     t3 = time.perf_counter()
     return {"pivot": t1 - t0, "evaluate": t2 - t1, "breakers": t3 - t2, "total": t3 - t0}, fires
 
@@ -726,22 +731,22 @@ def main(argv: list[str] | None = None) -> int:
         args.repeat,
         {
             "product": lambda: run_product(work, policy),
-            "lean": lambda: run_product(work, policy, lean=True),
+            "eager": lambda: run_product_eagerly(work, policy),
             "duckdb": lambda: run_duckdb(work, needed, threads=threads),
             "duckdb_1": lambda: run_duckdb(work, needed, threads=1),
             "floor": timed(lambda: numpy_floor(work)),
         },
     )
     product_times, product = timings["product"]
-    lean_times, lean = timings["lean"]
+    eager_times, eager = timings["eager"]
     duck_times, duck = timings["duckdb"]
     duck1_times, duck1 = timings["duckdb_1"]
     floor_times, floor = timings["floor"]
     naive = numpy_float_naive(work)
 
-    product, lean, duck, duck1, floor, naive = (flat(x) for x in (product, lean, duck, duck1, floor, naive))
+    product, eager, duck, duck1, floor, naive = (flat(x) for x in (product, eager, duck, duck1, floor, naive))
     mismatches = {
-        "product_lean_adapter": compare(product, lean),
+        "product_eager_decimals": compare(product, eager),
         "duckdb": compare(product, duck),
         "duckdb_1_thread": compare(product, duck1),
         "numpy_floor": compare(product, floor),
@@ -794,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "seconds": {
             "product": product_times,
-            "product_lean_adapter": lean_times,
+            "product_eager_decimals": eager_times,
             "duckdb": duck_times["total"],
             "duckdb_threads": threads,
             "duckdb_1_thread": duck1_times["total"],
@@ -805,7 +810,7 @@ def main(argv: list[str] | None = None) -> int:
             "product_over_duckdb": total / duck_times["total"],
             "product_over_duckdb_1_thread": total / duck1_times["total"],
             "product_over_numpy": total / floor_times["total"],
-            "product_lean_over_duckdb": lean_times["total"] / duck_times["total"],
+            "product_eager_over_duckdb": eager_times["total"] / duck_times["total"],
             "evaluate_over_duckdb": product_times["evaluate"] / duck_times["total"],
             "evaluate_over_numpy": product_times["evaluate"] / floor_times["total"],
         },
@@ -823,11 +828,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'path':<50}{'seconds':>9}{'product/this':>14}")
     lines = [
         ("product batch, total", total, False),
-        ("  pivot: long -> Panel (Decimal, decimal_floats)", product_times["pivot"], False),
+        ("  pivot: panel_from_long", product_times["pivot"], False),
         ("  evaluate: judge_panel, 12 (+2 built-in) rules", product_times["evaluate"], False),
-        ("  breakers: fold_breakers, 2 trip rules", product_times["breakers"], False),
-        ("product batch, lean adapter, total", lean_times["total"], False),
-        ("  pivot: floats from text, decimals on demand", lean_times["pivot"], False),
+        ("  breakers: fold_breakers_at_once, 2 trip rules", product_times["breakers"], False),
+        ("product batch, earlier route, total", eager_times["total"], False),
+        ("  pivot: pandas pivot, Decimal, decimal_floats", eager_times["pivot"], False),
+        ("  evaluate: judge_panel", eager_times["evaluate"], False),
+        ("  breakers: fold_breakers, Memory objects", eager_times["breakers"], False),
         (f"DuckDB SQL ({threads} threads)", duck_times["total"], True),
         ("DuckDB SQL (1 thread)", duck1_times["total"], True),
         ("numpy floor (laid-out int64 arrays)", floor_times["total"], True),
@@ -842,10 +849,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "agreement: rows where each path's firing differs from the product's:", "none" if agree else "SOME (see JSON)"
     )
-    print(f"{'rule':<22}{'fires':>7}{'lean':>6}{'duckdb':>8}{'numpy':>7}{'float64':>9}{'exact':>7}{'rescored':>10}")
+    print(f"{'rule':<22}{'fires':>7}{'eager':>6}{'duckdb':>8}{'numpy':>7}{'float64':>9}{'exact':>7}{'rescored':>10}")
     for rule_id in RULE_IDS:
         print(
-            f"{rule_id:<22}{report['firings'][rule_id]:>7}{mismatches['product_lean_adapter'][rule_id]:>6}"
+            f"{rule_id:<22}{report['firings'][rule_id]:>7}{mismatches['product_eager_decimals'][rule_id]:>6}"
             f"{mismatches['duckdb'][rule_id]:>8}{mismatches['numpy_floor'][rule_id]:>7}"
             f"{report['float64_naive_misjudged_rows'][rule_id]:>9}"
             f"{_count(exactly[rule_id]['comparisons_decided_on_decimals']):>7}"

@@ -3,19 +3,24 @@
 ``judge`` is the synchronous path (one filing at a time, exact decimals); ``judge_panel`` is the
 vectorised path over many pilots and periods. Both produce the same statuses for every rule and
 row: the vectorised evaluator decides in floating point only where the answer is certain and
-defers the rest to the exact evaluator (see ``sandbox.rules.vector``)."""
+defers the rest to the exact evaluator (see ``sandbox.rules.vector``). On the vectorised path the
+breakers are folded over all rows at once (``fold_breaker``), equal row by row to stepping the
+breaker machine (``sandbox.rules.breaker``)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+import pandas as pd  # type: ignore[import-untyped]
 
 from sandbox.rules import breaker as breaker_machine
-from sandbox.rules.breaker import BreakerRule, Memory
+from sandbox.rules.breaker import BreakerRule, Memory, State
 from sandbox.rules.expr import ExprError, Expression, ScalarContext, ScalarResult, compile_expression, evaluate_scalar
 from sandbox.rules.periods import Period
 from sandbox.rules.policy import PolicyDocument
@@ -409,25 +414,204 @@ def fold_breakers(
 ) -> dict[str, list[Memory]]:
     """Run every enforced trip rule's breaker over the panel's rows, pilot by pilot, in order;
     ``resets[(rule_id, row)]`` applies a supervisor's reset just before that row is judged.
-    Returns each rule's breaker memory after every row."""
+    Returns each rule's breaker memory after every row.
+
+    Pilots without a reset are folded at once by ``fold_breaker``; only a pilot with a reset
+    for the rule steps through ``breaker.step`` row by row."""
     resets = resets or {}
     result: dict[str, list[Memory]] = {}
-    pilots = panel.pilot
+    layout = panel.layout
+    n = len(panel)
+    reset_rows: dict[str, list[int]] = {}
+    for (rule_id, row), wanted in resets.items():
+        if wanted:
+            reset_rows.setdefault(rule_id, []).append(row)
     for rule in policy.rules:
         if not rule.has_breaker:
             continue
         codes, clear = statuses[rule.id]
-        names = _CODE_NAMES[codes]
         breaker_rule = rule.breaker_rule(policy.success_threshold)
-        memories: list[Memory] = []
-        memory = Memory()
-        for row in range(len(names)):
-            if row == 0 or pilots[row] != pilots[row - 1]:
-                memory = Memory()
-            if resets.get((rule.id, row)) and memory.state in breaker_machine.HUMAN_COMMANDS["reset"]:
-                memory = breaker_machine.reset(memory)
-            clear_value = None if clear is None or clear[row] < 0 else bool(clear[row])
-            memory = breaker_machine.step(breaker_rule, memory, str(names[row]), clear_value).memory
-            memories.append(memory)
+        memories = fold_breaker(breaker_rule, panel, codes, clear).memories()
+        # The pilots with a reset, again, row by row from their first period.
+        firsts = sorted({int(layout.start[row]) for row in reset_rows.get(rule.id, ()) if 0 <= row < n})
+        for first in firsts:
+            memory = Memory()
+            row = first
+            while row < n and layout.group[row] == layout.group[first]:
+                if resets.get((rule.id, row)) and memory.state in breaker_machine.HUMAN_COMMANDS["reset"]:
+                    memory = breaker_machine.reset(memory)
+                clear_value = None if clear is None or clear[row] < 0 else bool(clear[row])
+                memory = breaker_machine.step(breaker_rule, memory, str(_CODE_NAMES[codes[row]]), clear_value).memory
+                memories[row] = memory
+                row += 1
         result[rule.id] = memories
     return result
+
+
+# -- breakers folded at once ---------------------------------------------------------------------
+
+BREAKER_STATES: tuple[State, ...] = tuple(State)  # BreakerColumns.state holds indexes into this
+_ARMED, _WATCH, _TRIPPED = (BREAKER_STATES.index(s) for s in (State.armed, State.watch, State.tripped))
+Counts = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class BreakerColumns:
+    """One breaker's memory after every row of a panel, field by field: row ``i`` is the memory
+    ``fold_breakers`` gives for it (``memory(i)``, ``memories()``)."""
+
+    state: npt.NDArray[np.int8]  # an index into BREAKER_STATES
+    breach_streak: Counts
+    clear_streak: Counts
+    success_streak: Counts
+    cleared_signalled: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+    def memory(self, row: int) -> Memory:
+        return Memory(
+            state=BREAKER_STATES[int(self.state[row])],
+            breach_streak=int(self.breach_streak[row]),
+            clear_streak=int(self.clear_streak[row]),
+            success_streak=int(self.success_streak[row]),
+            cleared_signalled=bool(self.cleared_signalled[row]),
+        )
+
+    def memories(self) -> list[Memory]:
+        """Every row's Memory. Rows with the same memory share one (frozen) object: most rows
+        of a panel are "armed, nothing counted", so there are few distinct ones to build."""
+        n = len(self.state)
+        if n == 0:
+            return []
+        fields = [
+            self.state.astype(np.int64),
+            self.cleared_signalled.astype(np.int64),
+            self.success_streak,
+            self.clear_streak,
+            self.breach_streak,
+        ]
+        sizes = [int(values.max()) + 1 for values in fields]
+        if math.prod(sizes) >= 2**62:  # too many combinations for one int64 key per row
+            return [self.memory(row) for row in range(n)]
+        key = np.zeros(n, dtype=np.int64)
+        for values, size in zip(fields, sizes, strict=True):
+            key *= size
+            key += values
+        codes, distinct = pd.factorize(key)
+        example = np.empty(len(distinct), dtype=np.intp)
+        example[codes] = np.arange(n)  # a row of each distinct memory (any will do)
+        shared = np.empty(len(distinct), dtype=object)
+        shared[:] = [self.memory(row) for row in example.tolist()]
+        memories: list[Memory] = shared[codes].tolist()
+        return memories
+
+
+def _effects(rule: BreakerRule) -> npt.NDArray[np.int8]:
+    """Status code -> what it means for the breaker (0 pass, 1 breach, 2 hold, 3 skip), taken
+    from the breaker machine itself so the two can never disagree."""
+    meaning = {"pass": 0, "breach": 1, "hold": 2, "skip": 3}
+    return np.array(
+        [meaning[breaker_machine._effective(STATUS_NAMES[code], rule)[0]] for code in sorted(STATUS_NAMES)],
+        dtype=np.int8,
+    )
+
+
+def _effective_codes(rule: BreakerRule, codes: np.ndarray, n: int) -> npt.NDArray[np.int8]:
+    codes = np.asarray(codes)
+    if len(codes) != n:
+        raise ValueError(f"one status per panel row is needed ({n}), not {len(codes)}")
+    if n and (codes.min() < 0 or codes.max() >= len(STATUS_NAMES)):
+        raise ValueError("a status code is not pass, breach, missing or error")
+    effects: npt.NDArray[np.int8] = _effects(rule)[codes]
+    return effects
+
+
+def _runs(counted: npt.NDArray[np.bool_], restart: npt.NDArray[np.bool_], first: npt.NDArray[np.bool_]) -> Counts:
+    """Per row: how many ``counted`` rows there have been since the last ``restart`` row (or the
+    pilot's first row), this row included. Rows that are neither leave the count as it is."""
+    total = np.cumsum(counted, dtype=np.int64)
+    # The count already reached where the run last started; the starts only ever grow.
+    base = np.where(restart | first, total - counted, 0)
+    np.maximum.accumulate(base, out=base)
+    runs: Counts = total - base
+    return runs
+
+
+def _since_first(flags: npt.NDArray[np.bool_], first: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Per row: whether ``flags`` held on this row or an earlier row of the same pilot."""
+    seen: npt.NDArray[np.bool_] = _runs(flags, np.zeros_like(flags), first) > 0
+    return seen
+
+
+def _first_rows(panel: Panel) -> npt.NDArray[np.bool_]:
+    first: npt.NDArray[np.bool_] = panel.layout.pos == 0
+    return first
+
+
+def breach_streaks(codes: np.ndarray, panel: Panel, *, on_missing: OnMissing | str, on_error: OnError | str) -> Counts:
+    """Per row: the breaker's ``breach_streak`` after that row, for a rule whose breaker no one
+    resets (``fold_breakers`` without resets gives the same): consecutive breaching periods,
+    where a missing or error status counts as the rule's on_missing / on_error say (a held period
+    is passed over, a skipped one ends the run)."""
+    rule = BreakerRule(on_missing=OnMissing(on_missing), on_error=OnError(on_error))
+    effect = _effective_codes(rule, codes, len(panel))
+    return _runs(effect == 1, (effect == 0) | (effect == 3), _first_rows(panel))
+
+
+def fold_breaker(rule: BreakerRule, panel: Panel, codes: np.ndarray, clear: np.ndarray | None) -> BreakerColumns:
+    """One rule's breaker run over every pilot of the panel at once, with no supervisor acting
+    (no acknowledgement, no reset): equal, row by row, to stepping ``breaker.step`` from a fresh
+    ``Memory`` at each pilot's first row. ``codes`` are the rule's statuses (0 pass, 1 breach,
+    2 missing, 3 error) and ``clear`` its clear_when values (1 true, 0 false, -1 unknown), as
+    ``judge_panel`` gives them.
+
+    Without people, a breaker only goes armed -> watch -> tripped (and watch back to armed), and
+    tripped is for good; so every field is a count of rows since some event, pilot by pilot:
+
+    - breach_streak: breaches since the last pass or skip (a held row changes nothing);
+    - a run of compliant passes (a pass whose clear_when holds, when the rule has one) since the
+      last breach, non-compliant pass or skip: the clear_streak in watch and in tripped;
+    - tripped from the first breach whose streak reaches trip_after;
+    - before that, watch from a breach until the compliant run reaches clear_after, armed
+      otherwise; in tripped, cleared_signalled once the run has reached clear_after since the
+      last breach."""
+    n = len(panel)
+    effect = _effective_codes(rule, codes, n)
+    first = _first_rows(panel)
+    breach, passed, skip = effect == 1, effect == 0, effect == 3
+    if not rule.has_clear:
+        compliant = passed
+    elif clear is None:
+        compliant = np.zeros(n, dtype=bool)
+    else:
+        compliant = passed & (np.asarray(clear) == 1)
+    streak = _runs(breach, passed | skip, first)
+    clearing = _runs(compliant, breach | (passed & ~compliant) | skip, first)
+    tripped = _since_first(breach & (streak >= rule.trip_after), first)
+    # Since the last breach, has the compliant run reached clear_after (watch -> armed, or the
+    # tripped breaker's one "condition cleared" signal)?
+    cleared = _runs(compliant & (clearing >= rule.clear_after), breach, first) > 0
+    watch = ~tripped & _since_first(breach, first) & ~cleared
+    state = np.full(n, _ARMED, dtype=np.int8)
+    state[watch] = _WATCH
+    state[tripped] = _TRIPPED
+    return BreakerColumns(
+        state=state,
+        breach_streak=streak,
+        clear_streak=np.where(watch | tripped, clearing, 0),
+        success_streak=np.zeros(n, dtype=np.int64),
+        cleared_signalled=tripped & cleared,
+    )
+
+
+def fold_breakers_at_once(
+    policy: CompiledPolicy, panel: Panel, statuses: Mapping[str, tuple[np.ndarray, np.ndarray | None]]
+) -> dict[str, BreakerColumns]:
+    """``fold_breakers`` without resets, as columns: each enforced trip rule's breaker after
+    every row."""
+    return {
+        rule.id: fold_breaker(rule.breaker_rule(policy.success_threshold), panel, *statuses[rule.id])
+        for rule in policy.rules
+        if rule.has_breaker
+    }

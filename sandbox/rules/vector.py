@@ -5,26 +5,36 @@ How floats are made to agree with exact decimals. Every number is carried as a f
 bound on its distance from the exact value: a decimal's nearest float is off by at most half an
 ulp; each +, -, *, / propagates its operands' bounds and adds one rounding; window sums
 accumulate theirs. A comparison is decided in floats only where its two sides are further apart
-than four times their combined bound, which no rounding can cross. The rows too close to call
-(ties such as 0.03 against 0.03, or 0.1 + 0.2 against 0.3) are decided on exact decimals,
-computed for those rows only by the scalar evaluator's own arithmetic (``arithmetic_value``,
-``pct_change_value``, ``window_value``). A row whose divisor might be zero (its interval holds
-0 although it is not a zero read as filed) is re-decided whole by ``evaluate_scalar`` on
-``panel.scalar_context(row)``. Missing values and zero divisors are exact (NaN stands for a
-missing decimal, and the float of a nonzero decimal is nonzero), so statuses never depend on
-rounding. Only rows near a threshold leave the float path, and no row is ever decided on a
-float that could be wrong."""
+than four times their combined bound, which no rounding can cross, or where both floats are the
+exact values (a zero as filed against a literal whose float is exact, such as 0). The rows too
+close to call (ties such as 0.03 against 0.03, or 0.1 + 0.2 against 0.3) are decided on exact
+decimals, computed for those rows only by the scalar evaluator's own arithmetic
+(``arithmetic_value``, ``pct_change_value``, ``window_value``). A row whose divisor might be zero
+(its interval holds 0 although it is not a zero read as filed) is re-decided whole by
+``evaluate_scalar`` on ``panel.scalar_context(row)``. Missing values and zero divisors are exact
+(NaN stands for a missing decimal, and the float of a nonzero decimal is nonzero), so statuses
+never depend on rounding. Only rows near a threshold leave the float path, and no row is ever
+decided on a float that could be wrong.
+
+Panels come from histories of exact values (``panel_from_histories``) or from long-format
+tables of decimal text (``panel_from_long``), whose floats are parsed from the text and whose
+decimals are parsed only for the rows the evaluator decides on them."""
 
 from __future__ import annotations
 
+import csv
+import io
 import math
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+import re
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd  # type: ignore[import-untyped]
 
 from sandbox.rules.expr import (
     MISSING,
@@ -87,7 +97,7 @@ class Panel:
     """One row per expected (pilot, period); the rows of a pilot are contiguous and in period
     order. Float arrays hold the nearest float of each exact value (NaN: missing) and the
     ``*_exact`` sequences the same values exactly (None: missing); the two must describe the same
-    data, as ``decimal_floats`` makes them."""
+    data, as ``decimal_floats`` (from decimals) and ``text_floats`` (from decimal text) make them."""
 
     pilot: np.ndarray
     metrics: dict[str, Floats]
@@ -228,6 +238,355 @@ def panel_from_histories(histories: Sequence[PilotHistory]) -> Panel:
     )
 
 
+# -- long-format data ------------------------------------------------------------------------------
+
+
+class DecimalText(Sequence[Decimal | None]):
+    """An exact column read from the values as given, on demand: row ``i`` is
+    ``Decimal(values[where[i]])``, None where ``where[i]`` is negative. The batch evaluator asks
+    for exact values only on the rows it decides on decimals (close calls, a few per thousand), so
+    building a panel never parses a ``Decimal`` for the others."""
+
+    __slots__ = ("_values", "_where")
+
+    def __init__(self, values: npt.NDArray[Any], where: npt.NDArray[np.intp]) -> None:
+        self._values = values
+        self._where = where
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    @overload
+    def __getitem__(self, index: int) -> Decimal | None: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Decimal | None]: ...
+    def __getitem__(self, index: int | slice) -> Decimal | list[Decimal | None] | None:
+        if isinstance(index, slice):
+            return [None if i < 0 else Decimal(self._values[i]) for i in self._where[index].tolist()]
+        i = int(self._where[index])
+        return None if i < 0 else Decimal(self._values[i])
+
+    def take(self, rows: npt.NDArray[np.intp]) -> list[Decimal | None]:
+        """The values at many rows, with one gather instead of a lookup per row."""
+        where = self._where[rows]
+        values = self._values[np.maximum(where, 0)] if len(self._values) else np.full(len(where), None)
+        return [None if i < 0 else Decimal(x) for i, x in zip(where.tolist(), values.tolist(), strict=True)]
+
+
+def text_floats(values: npt.NDArray[Any], label: str = "values") -> tuple[Floats, npt.NDArray[Any]]:
+    """The nearest float of each value (NaN where there is none: None, NaN, pd.NA) and the values
+    as objects ``Decimal()`` reads exactly. Values are decimal text, ``Decimal`` or int.
+
+    Every parser used here rounds correctly, so each float is the one ``float(Decimal(text))``
+    gives (tests/rules/test_vector.py checks it on strings chosen to trip parsers up): a long
+    column of plain ASCII text goes through pandas' C reader (``_csv_floats``), anything else
+    through numpy, which hands each object to Python's ``float``. Refused, as ``decimal_floats``
+    refuses them: text that is not a number, infinities and NaNs written as values, and a nonzero
+    value whose float is 0."""
+    kind = values.dtype.kind
+    if kind in "iub":
+        return values.astype(np.float64), values.astype(object)
+    if kind != "O":
+        raise ValueError(f"{label}: give values as decimal text, Decimal or int, not {values.dtype}")
+    floats = _csv_floats(values)
+    if floats is None:
+        try:
+            floats = values.astype(np.float64)
+        except (TypeError, ValueError):
+            floats = _floats_one_by_one(values, label)
+    for i in np.flatnonzero(np.isnan(floats)).tolist():
+        if not _absent(values[i]):
+            raise ValueError(f"{label}: {values[i]!r} is not a finite decimal number")
+    infinite = np.flatnonzero(np.isinf(floats))
+    if len(infinite):
+        raise ValueError(f"{label}: {values[infinite[0]]!r} is outside the range of float64")
+    # A float is 0 only for a zero decimal: the evaluator counts on it (see decimal_floats).
+    for text in pd.unique(values[floats == 0]).tolist():
+        if Decimal(text) != 0:
+            raise ValueError(f"{label}: {text!r} is outside the range of float64 (its float is 0)")
+    return floats, values
+
+
+# pandas 3.1 reads every float with fast_float, which rounds correctly; before 3.1 only its
+# "round_trip" converter (Python's own) did.
+_PANDAS = tuple(int(part) for part in re.findall(r"\d+", pd.__version__)[:2])
+_CSV_OPTIONS: dict[str, Any] = {} if _PANDAS >= (3, 1) else {"float_precision": "round_trip"}
+_CSV_SMALLEST = 4096  # below this, numpy's loop is as quick
+
+
+def _csv_floats(values: npt.NDArray[Any]) -> Floats | None:
+    """The floats of a column of text, one value per line through pandas' C reader: about twice
+    as fast as a ``float()`` call per object. None when the column is short or is not plain
+    ASCII text with one value per line, and whenever the reader refuses a value: numpy's loop
+    then decides (and names the value it cannot read)."""
+    if len(values) < _CSV_SMALLEST:
+        return None
+    try:
+        text = "\n".join(values.tolist())
+    except TypeError:  # not all text: None, NaN, Decimal or int among the values
+        return None
+    # Non-ASCII text (a byte-order mark, other digits or spaces) is for Python's own parser; the
+    # separator and "\r" must not occur inside a value, or the lines would not be the values.
+    if not text.isascii() or "\r" in text or "\x1f" in text:
+        return None
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(text.encode("ascii")),
+            sep="\x1f",
+            header=None,
+            names=["value"],
+            index_col=False,
+            dtype={"value": np.float64},
+            quoting=csv.QUOTE_NONE,
+            na_filter=False,
+            skip_blank_lines=False,
+            engine="c",
+            **_CSV_OPTIONS,
+        )
+    except (ValueError, pd.errors.ParserError):
+        return None
+    floats: Floats = frame["value"].to_numpy(dtype=np.float64)
+    return floats if len(floats) == len(values) else None
+
+
+def _floats_one_by_one(values: npt.NDArray[Any], label: str) -> Floats:
+    floats = np.full(len(values), math.nan)
+    for i in np.flatnonzero(~pd.isna(values)).tolist():
+        try:
+            floats[i] = float(values[i])
+        except (TypeError, ValueError):
+            raise ValueError(f"{label}: {values[i]!r} is not a decimal number") from None
+    return floats
+
+
+def _absent(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+class _Rows:
+    """The panel rows of (pilot, period) keys: one row per expected pair."""
+
+    def __init__(self, expected: pd.DataFrame | pd.MultiIndex, pilot: str, period: str) -> None:
+        if isinstance(expected, pd.MultiIndex):
+            if pilot not in expected.names or period not in expected.names:
+                raise ValueError(f"expected: the index needs levels named {pilot!r} and {period!r}")
+            at_pilot, at_period = expected.names.index(pilot), expected.names.index(period)
+            pilot_codes, pilots = np.asarray(expected.codes[at_pilot]), expected.levels[at_pilot]
+            period_codes, periods = np.asarray(expected.codes[at_period]), expected.levels[at_period]
+            self.pilot_keys: npt.NDArray[Any] = expected.get_level_values(at_pilot).to_numpy()
+        else:
+            pilot_codes, pilots = pd.factorize(expected[pilot])
+            period_codes, periods = pd.factorize(expected[period])
+            self.pilot_keys = expected[pilot].to_numpy()
+        if (pilot_codes < 0).any() or (period_codes < 0).any():
+            raise ValueError("expected: every row needs a pilot and a period")
+        self.n = len(pilot_codes)
+        if self.n:
+            first = np.flatnonzero(np.diff(pilot_codes)) + 1
+            starts = pilot_codes[np.concatenate([[0], first])]
+            if len(np.unique(starts)) != len(starts):
+                raise ValueError("expected: the rows of each pilot must be contiguous")
+        self.pilots = pd.Index(pilots)
+        self.periods = pd.Index(periods)
+        self.pilot_code = pilot_codes.astype(np.intp)
+        keys = pilot_codes.astype(np.int64) * len(periods) + period_codes
+        size = len(pilots) * len(periods)
+        # A dense table when pilots share most periods; a hash index when they are far apart.
+        self.table: npt.NDArray[np.intp] | None = None
+        self.index: pd.Index | None = None
+        if size <= 4 * self.n + 2**20:
+            self.table = np.full(size, -1, dtype=np.intp)
+            self.table[keys] = np.arange(self.n)
+            unique = np.count_nonzero(self.table >= 0) == self.n
+        else:
+            self.index = pd.Index(keys)
+            unique = self.index.is_unique
+        if not unique:
+            raise ValueError("expected: a (pilot, period) pair is listed twice")
+
+    def find(self, pilots: npt.NDArray[Any], periods: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
+        """Each key's row; -1 where the pair is not expected."""
+        m = len(pilots)
+        if m > 64:
+            # Long data lists a filing's values together: look up each run of one (pilot, period)
+            # once, not each of its rows (hashing Python strings is most of the cost).
+            change = np.empty(m, dtype=bool)
+            change[0] = True
+            try:
+                np.not_equal(pilots[1:], pilots[:-1], out=change[1:])
+                change[1:] |= periods[1:] != periods[:-1]
+            except TypeError:  # pd.NA among the keys has no truth value: look each row up
+                change[:] = True
+            heads = np.flatnonzero(change)
+            if len(heads) * 2 <= m:
+                run = np.cumsum(change) - 1
+                found: npt.NDArray[np.intp] = self._find(pilots[heads], periods[heads])[run]
+                return found
+        return self._find(pilots, periods)
+
+    def _find(self, pilots: npt.NDArray[Any], periods: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
+        p = self.pilots.get_indexer(pilots)
+        t = self.periods.get_indexer(periods)
+        known = (p >= 0) & (t >= 0)
+        keys = p.astype(np.int64) * len(self.periods) + t
+        if self.table is not None:
+            rows = self.table[np.where(known, keys, 0)] if len(self.table) else np.full(len(keys), -1, dtype=np.intp)
+        else:
+            assert self.index is not None
+            rows = self.index.get_indexer(keys).astype(np.intp)
+        rows[~known] = -1
+        return rows
+
+    def refuse_unexpected(
+        self, rows: npt.NDArray[np.intp], pilots: npt.NDArray[Any], periods: npt.NDArray[Any], label: str
+    ) -> None:
+        unexpected = np.flatnonzero(rows < 0)
+        if len(unexpected):
+            examples = ", ".join(f"({pilots[i]!r}, {periods[i]!r})" for i in unexpected[:3].tolist())
+            raise ValueError(
+                f"{label}: {len(unexpected)} row(s) for (pilot, period) pairs that are not expected, e.g. {examples}"
+            )
+
+
+def _lookup(
+    table: pd.DataFrame, rows_of: _Rows, pilot: str, period: str, label: str
+) -> tuple[dict[str, Floats], dict[str, Sequence[Decimal | None]]]:
+    """The columns of a table keyed by pilot (or by pilot and period), one value per panel row."""
+    positions = np.arange(len(table), dtype=np.intp)
+    if period in table.columns:
+        keys = [pilot, period]
+        at = rows_of.find(table[pilot].to_numpy(), table[period].to_numpy())
+        keep = at >= 0
+        where = np.full(rows_of.n, -1, dtype=np.intp)
+        where[at[keep]] = positions[keep]
+    else:
+        keys = [pilot]
+        codes = rows_of.pilots.get_indexer(table[pilot].to_numpy())
+        keep = codes >= 0
+        per_pilot = np.full(len(rows_of.pilots), -1, dtype=np.intp)
+        per_pilot[codes[keep]] = positions[keep]
+        where = per_pilot[rows_of.pilot_code]
+        at = codes
+    if len(np.unique(at[keep])) != np.count_nonzero(keep):
+        raise ValueError(f"{label}: a {' and '.join(keys)} is listed twice")
+    floats: dict[str, Floats] = {}
+    exact: dict[str, Sequence[Decimal | None]] = {}
+    for name in table.columns:
+        if name in keys:
+            continue
+        parsed, values = text_floats(table[name].to_numpy(), f"{label}.{name}")
+        column = np.append(parsed, math.nan)[where]  # where -1 reads the NaN at the end
+        floats[name] = column
+        exact[name] = DecimalText(values, np.where(np.isnan(column), -1, where))
+    return floats, exact
+
+
+def panel_from_long(
+    frame: pd.DataFrame,
+    *,
+    expected: pd.MultiIndex | pd.DataFrame,
+    pilot: str = "pilot",
+    period: str = "period",
+    metric: str = "metric",
+    value: str = "value",
+    metrics: Collection[str] | None = None,
+    filings: pd.DataFrame | None = None,
+    days_late: str = "days_late",
+    quotas: pd.DataFrame | None = None,
+    institution: pd.DataFrame | None = None,
+) -> Panel:
+    """A panel from long-format filings: ``frame`` holds one row per filed value, with columns
+    ``pilot``, ``period``, ``metric`` and ``value`` (the names are parameters; pilot and period
+    name the same columns in every table below).
+
+    - ``expected``: the panel's rows, one per expected (pilot, period): a MultiIndex with levels
+      named ``pilot`` and ``period`` (``MultiIndex.from_product`` for pilots that share their
+      periods) or a DataFrame with those two columns; each pilot's rows together and in period
+      order, as ``Panel`` needs them. A period with no filing is still a row (its values are
+      missing).
+    - ``metrics``: the metrics to keep, usually those the rules read; the other rows are never
+      parsed. None keeps every metric in ``frame``.
+    - ``filings``: one row per filed (pilot, period), and its ``days_late`` column when it has
+      one. An expected row without a filing is not filed, and ``frame`` may hold no value for it.
+      None: a row is filed when ``frame`` holds any row for it, and days late are missing.
+    - ``quotas`` and ``institution``: one row per pilot (a ``pilot`` column), or per pilot and
+      period when the table has a ``period`` column; every other column is a quota or an
+      institution field. A pilot the table does not list has those values missing.
+
+    Values are decimal text, ``Decimal`` or int (None or NaN: no value); a float column is refused,
+    as a decimal's float has lost digits. Each value's float is parsed straight from the text
+    (``text_floats``) and its ``Decimal`` only when the evaluator asks for that row
+    (``DecimalText``). Refused with ValueError: a row of ``frame`` (for a kept metric) or of
+    ``filings`` whose pair is not expected, a value given twice, a value for a row that
+    ``filings`` says was not filed, and any value ``text_floats`` refuses."""
+    rows_of = _Rows(expected, pilot, period)
+    n = rows_of.n
+    names = list(dict.fromkeys(metrics)) if metrics is not None else pd.unique(frame[metric].dropna()).tolist()
+    chosen = None if metrics is None else np.flatnonzero(frame[metric].isin(names).to_numpy())
+
+    def pick(column: str) -> npt.NDArray[Any]:
+        values: npt.NDArray[Any] = frame[column].to_numpy()
+        return values if chosen is None else values[chosen]
+
+    pilots, periods = pick(pilot), pick(period)
+    at = rows_of.find(pilots, periods)
+    rows_of.refuse_unexpected(at, pilots, periods, "frame")
+    codes = pd.Index(names).get_indexer(pick(metric))
+    parsed, values = text_floats(pick(value), f"frame.{value}")
+    given = np.flatnonzero(~np.isnan(parsed) & (codes >= 0))  # a row without a metric name has no value
+    codes, cells = codes[given], at[given]
+    where = np.full((len(names), n), -1, dtype=np.intp)
+    where[codes, cells] = given
+    if np.count_nonzero(where >= 0) != len(given):
+        raise ValueError("frame: a (pilot, period, metric) has more than one value")
+    floats = np.full((len(names), n), math.nan)
+    floats[codes, cells] = parsed[given]
+
+    filed = np.zeros(n, dtype=bool)
+    late = np.full(n, math.nan)
+    late_exact: Sequence[Decimal | None] = DecimalText(np.zeros(0, dtype=object), np.full(n, -1, dtype=np.intp))
+    if filings is None:
+        if chosen is None:
+            filed[at] = True
+        else:
+            pilots, periods = frame[pilot].to_numpy(), frame[period].to_numpy()
+            everything = rows_of.find(pilots, periods)
+            rows_of.refuse_unexpected(everything, pilots, periods, "frame")
+            filed[everything] = True
+    else:
+        pilots, periods = filings[pilot].to_numpy(), filings[period].to_numpy()
+        filed_at = rows_of.find(pilots, periods)
+        rows_of.refuse_unexpected(filed_at, pilots, periods, "filings")
+        filed[filed_at] = True
+        if np.count_nonzero(filed) != len(filed_at):
+            raise ValueError("filings: a (pilot, period) is listed twice")
+        if not filed[cells].all():
+            raise ValueError("frame: a value for a (pilot, period) that filings say was not filed")
+        if days_late in filings.columns:
+            late_parsed, late_values = text_floats(filings[days_late].to_numpy(), f"filings.{days_late}")
+            late_where = np.full(n, -1, dtype=np.intp)
+            late_where[filed_at] = np.arange(len(filed_at))
+            late = np.append(late_parsed, math.nan)[late_where]
+            late_exact = DecimalText(late_values, np.where(np.isnan(late), -1, late_where))
+
+    quota_floats, quota_exact = ({}, {}) if quotas is None else _lookup(quotas, rows_of, pilot, period, "quotas")
+    bank_floats, bank_exact = (
+        ({}, {}) if institution is None else _lookup(institution, rows_of, pilot, period, "institution")
+    )
+    return Panel(
+        pilot=rows_of.pilot_keys,
+        metrics={name: floats[k] for k, name in enumerate(names)},
+        exact={name: DecimalText(values, where[k]) for k, name in enumerate(names)},
+        quotas=quota_floats,
+        quotas_exact=quota_exact,
+        institution=bank_floats,
+        institution_exact=bank_exact,
+        days_late=late,
+        days_late_exact=late_exact,
+        filed=filed,
+    )
+
+
 # -- evaluation ------------------------------------------------------------------------------------
 
 # The exact values of a number at given rows of a block, computed by the scalar evaluator's own
@@ -250,6 +609,7 @@ class _Num:
     err: Flags | None  # division by zero (certain)
     unc: Flags | None  # status not decidable here: re-decided by evaluate_scalar
     exact: ExactAt | None = None
+    held: Flags | None = None  # rows where v is exactly the value (None: no row known to be)
 
 
 @dataclass
@@ -419,7 +779,7 @@ class _Evaluator:
                     # copy_negate, as the scalar evaluator: exact whatever the digits
                     return [x.copy_negate() if isinstance(x, Decimal) else x for x in exact(rows)]
 
-            return _Num(-a.v, a.e, a.miss, a.err, a.unc, negated)
+            return _Num(-a.v, a.e, a.miss, a.err, a.unc, negated, a.held)
         if isinstance(node, Arithmetic):
             return self.arithmetic(node.op, self.number(node.left), self.number(node.right), node)
         if isinstance(node, Compare):
@@ -445,8 +805,17 @@ class _Evaluator:
     def literal(self, value: Decimal) -> _Num:
         v = float(value)
         # A literal whose float is exact carries no error bound.
-        e = 0.0 if Decimal(v) == value else abs(v) * EPS
-        return _Num(np.full(self.n, v), np.full(self.n, e), None, None, None, lambda rows: [value] * len(rows))
+        held = Decimal(v) == value
+        e = 0.0 if held else abs(v) * EPS
+        return _Num(
+            np.full(self.n, v),
+            np.full(self.n, e),
+            None,
+            None,
+            None,
+            lambda rows: [value] * len(rows),
+            np.ones(self.n, dtype=bool) if held else None,
+        )
 
     def column(self, floats: Floats | None, exact: Sequence[Decimal | None] | None) -> _Num:
         if floats is None or exact is None:
@@ -455,11 +824,11 @@ class _Evaluator:
         v = np.asarray(floats[lo : self.hi], dtype=np.float64)
 
         def exact_at(rows: npt.NDArray[np.intp]) -> list[Value]:
-            return [_value(exact[r]) for r in (rows + lo).tolist()]
+            return _values_at(exact, rows + lo)
 
         # Zero gets a zero bound: the float of a nonzero decimal is never 0, so a zero divisor
-        # read as filed is certain.
-        return _Num(v, _rounding(v), _some(np.isnan(v)), None, None, exact_at)
+        # read as filed is certain, and a zero is held exactly.
+        return _Num(v, _rounding(v), _some(np.isnan(v)), None, None, exact_at, v == 0)
 
     def input(self, node: Input) -> _Num:
         cached = self.leaves.get(node.label)
@@ -499,9 +868,9 @@ class _Evaluator:
             v[self.panel.layout.pos[lo:hi] == 0] = math.nan  # a pilot's first period has no previous
 
             def exact_at(rows: npt.NDArray[np.intp]) -> list[Value]:
-                return [_value(exact[r]) for r in (rows + (lo - 1)).tolist()]
+                return _values_at(exact, rows + (lo - 1))
 
-            result = _Num(v, _rounding(v), _some(np.isnan(v)), None, None, exact_at)
+            result = _Num(v, _rounding(v), _some(np.isnan(v)), None, None, exact_at, v == 0)
         self.leaves[label] = result
         return result
 
@@ -633,6 +1002,10 @@ class _Evaluator:
         excluded = _or(_or(miss, err), unc)
         if excluded is not None:
             doubt &= ~excluded
+        if a.held is not None and b.held is not None:
+            # Both floats are the exact values (a count of 0 against the literal 0): their
+            # comparison is already exact, even on a tie.
+            doubt &= ~(a.held & b.held)
         if not doubt.any():
             return _Bool(status, unc)
         if a.exact is None or b.exact is None:
@@ -672,6 +1045,12 @@ class _Evaluator:
 
 def _value(value: Decimal | None) -> Value:
     return MISSING if value is None else value
+
+
+def _values_at(column: Sequence[Decimal | None], rows: npt.NDArray[np.intp]) -> list[Value]:
+    if isinstance(column, DecimalText):
+        return [_value(x) for x in column.take(rows)]
+    return [_value(column[r]) for r in rows.tolist()]
 
 
 def _kleene(op: str) -> Codes:

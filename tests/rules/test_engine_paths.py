@@ -4,16 +4,33 @@ zeros and values exactly on the thresholds."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 
 import hypothesis.strategies as st
+import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from sandbox.rules import breaker as machine
-from sandbox.rules.breaker import Memory
-from sandbox.rules.engine import PeriodFacts, compile_policy, fold_breakers, judge, judge_panel, panel_for
+from sandbox.rules.breaker import BreakerRule, Memory, State
+from sandbox.rules.engine import (
+    STATUS_NAMES,
+    BreakerColumns,
+    PeriodFacts,
+    breach_streaks,
+    compile_policy,
+    fold_breaker,
+    fold_breakers,
+    fold_breakers_at_once,
+    judge,
+    judge_panel,
+    panel_for,
+)
 from sandbox.rules.periods import parse_period
 from sandbox.rules.policy_file import parse_policy
+from sandbox.rules.rulebook import OnError, OnMissing
+from sandbox.rules.vector import Panel, PeriodInputs, PilotHistory, panel_from_histories
 from tests.support import ROOT
 
 RULES = """
@@ -115,3 +132,158 @@ def test_both_paths_give_the_same_outcomes_and_breaker_states(pilots: list) -> N
     for rule in POLICY.rules:
         assert [names[int(c)] for c in statuses[rule.id][0]] == sequential_status[rule.id], rule.id
     assert fold_breakers(POLICY, panel, statuses, resets) == sequential_state
+
+
+# -- breakers folded at once -----------------------------------------------------------------------
+
+PASS, BREACH, MISSING, ERROR = 0, 1, 2, 3
+
+
+def bare_panel(lengths: list[int]) -> Panel:
+    return panel_from_histories([PilotHistory(p, [PeriodInputs()] * n) for p, n in enumerate(lengths)])
+
+
+def stepped(
+    rule: BreakerRule,
+    lengths: list[int],
+    codes: list[int],
+    clear: list[int] | None,
+    resets: Collection[int] = (),
+) -> list[Memory]:
+    """The breaker machine stepped row by row: the reference every fold must equal."""
+    memories = []
+    row = 0
+    for n in lengths:
+        memory = Memory()
+        for _ in range(n):
+            if row in resets and memory.state in machine.HUMAN_COMMANDS["reset"]:
+                memory = machine.reset(memory)
+            clear_value = None if clear is None or clear[row] < 0 else bool(clear[row])
+            memory = machine.step(rule, memory, STATUS_NAMES[codes[row]], clear_value).memory
+            memories.append(memory)
+            row += 1
+    return memories
+
+
+BREAKER_RULES = st.builds(
+    BreakerRule,
+    trip_after=st.integers(1, 4),
+    clear_after=st.integers(1, 4),
+    has_clear=st.booleans(),
+    on_missing=st.sampled_from(OnMissing),
+    on_error=st.sampled_from(OnError),
+    success_threshold=st.integers(1, 3),
+)
+# Breaches often enough that breakers trip, clear and trip again; every status and clear value.
+ROW = st.tuples(st.sampled_from([PASS, PASS, BREACH, BREACH, BREACH, MISSING, ERROR]), st.sampled_from([-1, 0, 1, 1]))
+PILOTS = st.lists(st.lists(ROW, min_size=1, max_size=14), min_size=1, max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rule=BREAKER_RULES, pilots=PILOTS, with_clear=st.booleans())
+def test_property_the_fold_at_once_equals_the_machine_stepped_row_by_row(
+    rule: BreakerRule, pilots: list[list[tuple[int, int]]], with_clear: bool
+) -> None:
+    lengths = [len(rows) for rows in pilots]
+    codes = [code for rows in pilots for code, _ in rows]
+    clear = [value for rows in pilots for _, value in rows] if with_clear else None
+    panel = bare_panel(lengths)
+    expected = stepped(rule, lengths, codes, clear)
+
+    columns = fold_breaker(rule, panel, np.array(codes, dtype=np.int8), None if clear is None else np.array(clear))
+    assert columns.memories() == expected
+    assert [columns.memory(row) for row in range(len(codes))] == expected
+    streaks = breach_streaks(np.array(codes), panel, on_missing=rule.on_missing, on_error=rule.on_error)
+    assert streaks.tolist() == [m.breach_streak for m in expected]
+
+
+def test_a_run_of_breaches_trips_and_a_skipped_period_breaks_it() -> None:
+    # complaints_count > 20 for 2 consecutive periods, on_missing: ignore (a period without a
+    # filing breaks the run), clear after 2 compliant periods.
+    rule = BreakerRule(trip_after=2, clear_after=2, has_clear=True, on_missing=OnMissing.ignore)
+    codes = np.array([BREACH, MISSING, BREACH, PASS, PASS, BREACH, BREACH, ERROR, PASS, PASS, PASS])
+    clear = np.array([0, -1, 0, 1, 1, 0, 0, -1, 1, 1, 0])
+    panel = bare_panel([len(codes)])
+    columns = fold_breaker(rule, panel, codes, clear)
+    watch, armed, tripped = State.watch, State.armed, State.tripped
+    assert [m.state for m in columns.memories()] == [watch] * 4 + [armed, watch] + [tripped] * 5
+    assert columns.breach_streak.tolist() == [1, 0, 1, 0, 0, 1, 2, 2, 0, 0, 0]  # an error holds (on_error: hold)
+    assert columns.clear_streak.tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 0]
+    assert columns.cleared_signalled.tolist() == [False] * 9 + [True, True]  # said once, kept after a relapse
+    streaks = breach_streaks(codes, panel, on_missing="ignore", on_error="hold")
+    assert streaks.tolist() == columns.breach_streak.tolist()
+    streaks = breach_streaks(codes, panel, on_missing="keep_state", on_error="breach")
+    assert streaks.tolist() == [1, 1, 2, 0, 0, 1, 2, 3, 0, 0, 0]
+
+
+def test_each_pilot_starts_from_a_fresh_breaker() -> None:
+    codes = np.array([BREACH, BREACH, BREACH, BREACH])
+    assert breach_streaks(codes, bare_panel([2, 2]), on_missing="ignore", on_error="hold").tolist() == [1, 2, 1, 2]
+
+
+def test_memories_of_columns_too_varied_for_one_key_are_still_each_rows() -> None:
+    big = 2**21  # three streaks this long: more combinations than an int64 key holds
+    columns = BreakerColumns(
+        state=np.array([2, 2, 0], dtype=np.int8),
+        breach_streak=np.array([big, big, 0]),
+        clear_streak=np.array([0, big, 0]),
+        success_streak=np.array([big, 0, 0]),
+        cleared_signalled=np.array([True, False, False]),
+    )
+    assert columns.memories() == [
+        Memory(State.tripped, breach_streak=big, success_streak=big, cleared_signalled=True),
+        Memory(State.tripped, breach_streak=big, clear_streak=big),
+        Memory(),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("codes", "message"),
+    [([PASS, BREACH], "one status per panel row"), ([PASS, BREACH, 4], "not pass, breach, missing or error")],
+)
+def test_statuses_that_do_not_fit_the_panel_are_refused(codes: list[int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        fold_breaker(BreakerRule(), bare_panel([3]), np.array(codes), None)
+    with pytest.raises(ValueError, match=message):
+        breach_streaks(np.array(codes), bare_panel([3]), on_missing="ignore", on_error="hold")
+
+
+def old_fold_breakers(
+    statuses: Mapping[str, tuple[np.ndarray, np.ndarray | None]], lengths: list[int], resets: set[tuple[str, int]]
+) -> dict[str, list[Memory]]:
+    result = {}
+    for rule in POLICY.rules:
+        if rule.has_breaker:
+            codes, clear = statuses[rule.id]
+            result[rule.id] = stepped(
+                rule.breaker_rule(POLICY.success_threshold),
+                lengths,
+                codes.tolist(),
+                None if clear is None else clear.tolist(),
+                {row for rule_id, row in resets if rule_id == rule.id},
+            )
+    return result
+
+
+@settings(max_examples=50, deadline=None)
+@given(pilots=st.lists(st.integers(1, 12), min_size=1, max_size=4), data=st.data())
+def test_property_fold_breakers_with_and_without_resets_equals_stepping(pilots: list[int], data: st.DataObject) -> None:
+    rows = sum(pilots)
+    panel = bare_panel(pilots)
+    statuses: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    for rule in POLICY.rules:
+        codes = data.draw(
+            st.lists(st.sampled_from([PASS, BREACH, BREACH, MISSING, ERROR]), min_size=rows, max_size=rows)
+        )
+        clear = data.draw(st.lists(st.sampled_from([-1, 0, 1]), min_size=rows, max_size=rows))
+        statuses[rule.id] = (np.array(codes, dtype=np.int8), np.array(clear) if rule.clear_when is not None else None)
+    ids = [rule.id for rule in POLICY.rules if rule.has_breaker]
+    resets = data.draw(st.sets(st.tuples(st.sampled_from(ids), st.integers(0, rows - 1)), max_size=4))
+
+    assert fold_breakers(POLICY, panel, statuses, dict.fromkeys(resets, True)) == old_fold_breakers(
+        statuses, pilots, resets
+    )
+    at_once = fold_breakers_at_once(POLICY, panel, statuses)
+    assert {rule_id: columns.memories() for rule_id, columns in at_once.items()} == old_fold_breakers(
+        statuses, pilots, set()
+    )
