@@ -47,6 +47,9 @@ class Settings(BaseSettings):
 
     log_requests: bool = True
 
+    # The delivery worker: how often it looks for alerts to send.
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+
     @field_validator("now")
     @classmethod
     def _now_is_utc(cls, value: datetime | None) -> datetime | None:

@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI
 
+from sandbox.alert.router import router as alert_router
 from sandbox.api import problems
 from sandbox.api.middleware import BodyLimitMiddleware, HttpMetrics, RequestContextMiddleware
 from sandbox.application.router import router as application_router
@@ -59,6 +60,7 @@ def create_app(
         breaker_router,
         risk_router,
         exemption_router,
+        alert_router,
         audit_router,
         public_router,
     ):

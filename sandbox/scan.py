@@ -12,17 +12,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from sandbox.evaluation import repository as evaluations
 from sandbox.evaluation.service import evaluate_period, policy_for_period
 from sandbox.filing import repository as filings
-from sandbox.models import Pilot, PilotState
+from sandbox.models import Breaker, Pilot, PilotState
+from sandbox.notify import service as notify
 from sandbox.pilot.service import activate_due, expire_past_end
 from sandbox.program.service import NoPolicyInForce, policy_document
 from sandbox.rules.calendar import WorkingCalendar, days_late, due_date
 from sandbox.rules.periods import expected_periods
+from sandbox.rules.rulebook import AlertsPolicy
+
+TIMERS_LOCK = 0x5CA77131  # one worker at a time runs the timers (PostgreSQL advisory lock)
 
 
 @dataclass
@@ -43,7 +47,42 @@ def run_scan(session: Session, *, as_of: date, at: datetime, calendars: Mapping[
     ).all()
     for pilot in live:
         _overdue(session, pilot, as_of=as_of, at=at, calendars=calendars, report=report)
+    run_timers(session, now=at)
     return report
+
+
+def run_timers(session: Session, *, now: datetime) -> int:
+    """Reminders and escalations of unacknowledged trips (idempotent; the worker runs this
+    every pass, the scan too)."""
+    if session.get_bind().dialect.name == "postgresql" and not session.execute(
+        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": TIMERS_LOCK}
+    ).scalar_one():
+        return 0  # another worker is running the timers right now
+    tripped = session.execute(
+        select(Breaker, Pilot).join(Pilot, Pilot.id == Breaker.pilot_id).where(Breaker.state == "tripped")
+    ).all()
+    for breaker, pilot in tripped:
+        notify.breaker_timers(session, breaker, pilot, now=now)
+    return len(tripped)
+
+
+def _due_soon(
+    session: Session,
+    pilot: Pilot,
+    period: str,
+    due_on: date,
+    as_of: date,
+    calendar: WorkingCalendar,
+    *,
+    alerts: AlertsPolicy,
+    at: datetime,
+) -> None:
+    """Tell the institution a configured number of working days before a filing falls due."""
+    if period in filings.filed_periods(session, pilot.id) or as_of > due_on:
+        return
+    left = calendar.working_days_between(as_of, due_on)
+    if left <= alerts.due_soon_working_days:
+        notify.filing_due_soon(session, pilot, period, due_on=due_on, working_days_left=left, at=at)
 
 
 def _overdue(
@@ -66,24 +105,22 @@ def _overdue(
         if period.label in filed or period.end >= as_of:
             continue
         try:
-            schedule = policy_document(policy_for_period(session, pilot, period)).schedule
+            document = policy_document(policy_for_period(session, pilot, period))
         except NoPolicyInForce:
             continue
+        schedule = document.schedule
         calendar = calendars.get(schedule.calendar)
         if calendar is None:
             report.notes.append(f"{pilot.reference}: calendar {schedule.calendar!r} missing; deadlines not checked")
             return
         due = due_date(period, schedule.due_business_days, calendar)
         acts_on = calendar.add_working_days(due.date, schedule.grace_days).date if schedule.grace_days else due.date
-        if as_of <= acts_on or evaluations.has_evaluation(session, pilot.id, period.label):
+        if as_of <= acts_on:
+            _due_soon(session, pilot, period.label, due.date, as_of, calendar, alerts=document.alerts, at=at)
             continue
-        evaluate_period(
-            session,
-            pilot,
-            period,
-            trigger="missing",
-            filing_version=None,
-            at=at,
-            days_late_unfiled=days_late(as_of, due.date),
-        )
+        if evaluations.has_evaluation(session, pilot.id, period.label):
+            continue
+        late = days_late(as_of, due.date)
+        evaluate_period(session, pilot, period, trigger="missing", filing_version=None, at=at, days_late_unfiled=late)
+        notify.filing_overdue(session, pilot, period.label, due_on=due.date, days_late=late, at=at)
         report.overdue.append(f"{pilot.reference} {period.label}")

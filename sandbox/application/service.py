@@ -26,6 +26,7 @@ from sandbox.models import (
     Program,
     Role,
 )
+from sandbox.notify import service as notify
 from sandbox.pilot import repository as pilot_repository
 from sandbox.pilot.service import create_pilot
 from sandbox.program.service import get_program, policy_document, policy_in_force
@@ -451,6 +452,7 @@ def approve(
         actor=actor,
         at=at,
     )
+    notify.application_decided(session, application, pilot, at=at)
     return application, pilot
 
 
@@ -467,7 +469,9 @@ def reject(
     application.decided_by_id = actor.user_id
     application.decided_at = at
     application.decision_reason = reason
-    return _move(session, application, target, "reject", actor=actor, at=at, details={"reason": reason})
+    _move(session, application, target, "reject", actor=actor, at=at, details={"reason": reason})
+    notify.application_decided(session, application, None, at=at)
+    return application
 
 
 def withdraw(

@@ -12,6 +12,7 @@ from sandbox.breaker import repository
 from sandbox.errors import IllegalTransition, InvalidInput, NotFound
 from sandbox.lifecycle import check_version
 from sandbox.models import Breaker, BreakerEvent, Evaluation, Pilot, PilotState, Role
+from sandbox.notify import service as notify
 from sandbox.pilot import service as pilots
 from sandbox.rules import breaker as machine
 from sandbox.rules.breaker import Memory, Signal, State
@@ -219,4 +220,7 @@ def reset(
         before={"state": before.state},
         after={"state": after.state, "reason": reason},
     )
+    pilot = session.get(Pilot, breaker.pilot_id)
+    assert pilot is not None
+    notify.breaker_reset(session, breaker, pilot, reason=reason, actor=actor, at=at)
     return breaker

@@ -11,6 +11,7 @@ from sandbox.cli import common
 from sandbox.errors import SandboxError
 from sandbox.main import create_app
 from sandbox.program.service import load_policy_dir
+from sandbox.worker import start_in_process
 
 log = logging.getLogger("sandbox.serve")
 
@@ -38,9 +39,19 @@ def serve(
         # All-or-nothing: a bad file leaves the versions in force untouched; serve on with those.
         common.err_console.print(f"[bold yellow]policies not loaded, versions in force kept:[/] {exc.detail}")
     app = create_app(cfg, database=db)
+    try:
+        stop_worker = start_in_process(db, cfg, poll_seconds=cfg.worker_poll_seconds)
+    except ValueError as exc:  # a malformed SANDBOX_SMTP_URL
+        common.err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
     base = f"http://{host}:{port}"
     common.console.print(f"serving on {base}  (API docs: {base}/docs, public register: {base}/api/v1/public/pilots)")
     tokens = cfg.var_dir / "demo-tokens.txt"
     if tokens.exists():
         common.console.print(f"sign in to the API with a demo user's bearer token from {tokens}")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    mail = "SMTP relay " + cfg.smtp_url.split("@")[-1] if cfg.smtp_url else f"the Maildir {cfg.maildir}"
+    common.console.print(f"alerts are delivered by the in-process worker to {mail}")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        stop_worker()

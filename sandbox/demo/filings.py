@@ -128,8 +128,7 @@ def run_timeline(demo: Demo, pilot_ids: dict[tuple[str, str], uuid.UUID], as_of:
 
     month = date(2025, 10, 1)
     while month <= as_of:
-        day = month
-        add(_at(day, 0), f"scan {day}", lambda s, day=day: demo.run_scan(s, day))
+        add(_at(month, 0), f"scan {month}", _scan(demo, month))
         month = (month + timedelta(days=32)).replace(day=1)
     for (bank, program), pilot_id in pilot_ids.items():
         _filings(demo, bank, program, pilot_id, as_of, add)
@@ -137,6 +136,10 @@ def run_timeline(demo: Demo, pilot_ids: dict[tuple[str, str], uuid.UUID], as_of:
     for event in sorted(events):
         with demo.database.unit_of_work() as session:
             event.run(session)
+
+
+def _scan(demo: Demo, day: date) -> Callable[[Session], Any]:
+    return lambda session: demo.run_scan(session, day)
 
 
 def _filings(demo: Demo, bank: str, program: str, pilot_id: uuid.UUID, as_of: date, add: Callable[..., None]) -> None:

@@ -16,6 +16,7 @@ from sandbox.evaluation import repository
 from sandbox.evaluation.facts import build_history, current_inputs, latest_versions, pilot_periods
 from sandbox.exemption.service import assess_after_evaluation
 from sandbox.models import Breaker, Evaluation, FilingVersion, Institution, Pilot, PolicyVersion, Program
+from sandbox.notify import service as notify
 from sandbox.pilot.service import get_pilot
 from sandbox.program.service import policy_document, policy_in_force
 from sandbox.rules.breaker import Signal
@@ -76,6 +77,17 @@ def evaluate_period(
     stepped = step_breakers(session, pilot, policy, outcomes, evaluation, at=at)
     evaluation.outcomes = _with_breakers(evaluation.outcomes, stepped)
     session.flush()
+    notify.after_evaluation(
+        session,
+        pilot,
+        policy,
+        outcomes,
+        {b.rule_id: signals for b, signals in stepped},
+        evaluation_id=evaluation.id,
+        period=period.label,
+        version=version,
+        at=at,
+    )
     assess_after_evaluation(session, pilot, evaluation, at=at)
     record(
         session,

@@ -26,6 +26,7 @@ from sandbox.models import (
     RiskEvent,
     Role,
 )
+from sandbox.notify import service as notify
 from sandbox.pilot.service import get_pilot
 from sandbox.program.service import NoPolicyInForce, policy_document, policy_in_force
 from sandbox.risk import repository as risk_repository
@@ -231,6 +232,7 @@ def _create(
             "unmet": [c["criterion"] for c in assessment["criteria"] if not c["met"]],
         },
     )
+    notify.exemption_assessed(session, exemption, pilot, at=at)
     return exemption
 
 
@@ -452,6 +454,8 @@ def decide(
             "reason": reason,
         },
     )
+    if not against:
+        notify.exemption_decided(session, exemption, _pilot_of(session, exemption), actor=actor, at=at)
     return exemption
 
 
@@ -492,4 +496,11 @@ def confirm(
         before={"state": before},
         after={"state": target, "decision": exemption.decision, "reason": reason},
     )
+    notify.exemption_decided(session, exemption, _pilot_of(session, exemption), actor=actor, at=at)
     return exemption
+
+
+def _pilot_of(session: Session, exemption: Exemption) -> Pilot:
+    pilot = session.get(Pilot, exemption.pilot_id)
+    assert pilot is not None
+    return pilot

@@ -1,5 +1,13 @@
 """All ORM tables, one module per aggregate, sharing one metadata for Alembic."""
 
+from sandbox.models.alert import (
+    FINAL_DELIVERY_STATES,
+    Alert,
+    AlertDelivery,
+    AlertSeverity,
+    AlertState,
+    DeliveryState,
+)
 from sandbox.models.application import (
     Application,
     ApplicationMessage,
@@ -27,9 +35,14 @@ from sandbox.rules.vocabulary import InstitutionType
 
 __all__ = [
     "BUREAU_ROLES",
+    "FINAL_DELIVERY_STATES",
     "GENESIS_HASH",
     "INSTITUTION_ROLES",
     "LIVE_PILOT_STATES",
+    "Alert",
+    "AlertDelivery",
+    "AlertSeverity",
+    "AlertState",
     "ApiToken",
     "Application",
     "ApplicationMessage",
@@ -40,6 +53,7 @@ __all__ = [
     "Breaker",
     "BreakerEvent",
     "BreakerState",
+    "DeliveryState",
     "Evaluation",
     "Exemption",
     "ExemptionState",

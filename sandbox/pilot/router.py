@@ -106,7 +106,12 @@ def _reasoned(command: str, description: str) -> None:
         return _command(command, body.reason, pilot_id, session, actor, now, if_match, response)
 
     router.add_api_route(
-        f"/{{pilot_id}}/{command}", endpoint, methods=["POST"], response_model=PilotRead, name=command, description=description
+        f"/{{pilot_id}}/{command}",
+        endpoint,
+        methods=["POST"],
+        response_model=PilotRead,
+        name=command,
+        description=description,
     )
 
 

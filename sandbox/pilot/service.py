@@ -14,6 +14,7 @@ from sandbox.clock import bureau_date
 from sandbox.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sandbox.lifecycle import TransitionTable, check_version
 from sandbox.models import Application, Pilot, PilotState, Program, QuotaAllocation, Role
+from sandbox.notify import service as notify
 from sandbox.pilot import repository
 from sandbox.program.service import get_program, policy_document, policy_in_force
 from sandbox.rules.dates import add_months, latest_end
@@ -233,7 +234,9 @@ def run_command(
         raise InvalidInput(f"{command} needs a reason", [{"loc": ["body", "reason"], "msg": "required"}])
     if command == "resume":
         _check_resumable(session, pilot, actor)
-    return _apply(session, pilot, command, actor=actor, at=at, reason=reason)
+    _apply(session, pilot, command, actor=actor, at=at, reason=reason)
+    notify.pilot_changed(session, pilot, command, reason=reason, actor=actor, at=at)
+    return pilot
 
 
 def _check_resumable(session: Session, pilot: Pilot, actor: Actor) -> None:

@@ -160,7 +160,7 @@ class AlertsPolicy(_Strict):
     def for_severity(self, severity: Severity) -> list[str]:
         """The list for a severity; a severity with no list of its own goes to the next higher one."""
         order = list(Severity)
-        for level in order[order.index(severity):]:
+        for level in order[order.index(severity) :]:
             if self.recipients.get(level):
                 return list(self.recipients[level])
         return []

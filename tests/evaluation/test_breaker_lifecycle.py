@@ -26,7 +26,9 @@ def test_breaker_trips_after_two_periods_suspends_and_needs_people_to_resume(liv
     assert pilot["state"] == "suspended" and "npl-trip" in pilot["state_reason"]
 
     # Suspended pilots still file; resume is refused while the breaker is open.
-    blocked = world.client.post(f"/api/v1/pilots/{live.pilot['id']}/resume", json={"reason": "x"}, headers=world.approver.headers)
+    blocked = world.client.post(
+        f"/api/v1/pilots/{live.pilot['id']}/resume", json={"reason": "x"}, headers=world.approver.headers
+    )
     body = assert_problem(blocked, 409, "conflict")
     assert body["open_breakers"][0]["rule_id"] == "npl-trip"
 
@@ -37,14 +39,30 @@ def test_breaker_trips_after_two_periods_suspends_and_needs_people_to_resume(liv
 
     breaker = live.breaker("npl-trip")
     url = f"/api/v1/breakers/{breaker['id']}"
-    assert_problem(world.client.post(f"{url}/reset", json={}, headers=world.supervisor.headers), 422, "validation-error")
-    assert_problem(world.client.post(f"{url}/reset", json={"reason": "x"}, headers=world.bank_a.headers), 403, "forbidden")
-    assert_problem(world.client.post(f"{url}/reset", json={"reason": "x"}, headers=world.approver.headers), 403, "forbidden")
-    acked = world.client.post(f"{url}/acknowledge", json={"note": "seen, calling the bank"}, headers=world.supervisor.headers)
+    assert_problem(
+        world.client.post(f"{url}/reset", json={}, headers=world.supervisor.headers), 422, "validation-error"
+    )
+    assert_problem(
+        world.client.post(f"{url}/reset", json={"reason": "x"}, headers=world.bank_a.headers), 403, "forbidden"
+    )
+    assert_problem(
+        world.client.post(f"{url}/reset", json={"reason": "x"}, headers=world.approver.headers), 403, "forbidden"
+    )
+    acked = world.client.post(
+        f"{url}/acknowledge", json={"note": "seen, calling the bank"}, headers=world.supervisor.headers
+    )
     assert acked.json()["state"] == "acknowledged"
-    reset = world.client.post(f"{url}/reset", json={"reason": "NPL back under 2.5%; remediation plan accepted"}, headers=world.supervisor.headers)
+    reset = world.client.post(
+        f"{url}/reset",
+        json={"reason": "NPL back under 2.5%; remediation plan accepted"},
+        headers=world.supervisor.headers,
+    )
     assert reset.json()["state"] == "probation"
-    resumed = world.client.post(f"/api/v1/pilots/{live.pilot['id']}/resume", json={"reason": "breaker reset after review"}, headers=world.approver.headers)
+    resumed = world.client.post(
+        f"/api/v1/pilots/{live.pilot['id']}/resume",
+        json={"reason": "breaker reset after review"},
+        headers=world.approver.headers,
+    )
     assert resumed.status_code == 200 and resumed.json()["state"] == "active"
 
     assert outcome(live.file("2026-06", npl_ratio="0.02"), "npl-trip")["breaker"]["state"] == "probation"
@@ -63,7 +81,11 @@ def test_a_breach_in_probation_trips_again_at_once_as_a_repeat(live: Live) -> No
     live.file("2026-02", npl_ratio="0.04")
     live.file("2026-03", npl_ratio="0.04")
     breaker = live.breaker("npl-trip")
-    world.client.post(f"/api/v1/breakers/{breaker['id']}/reset", json={"reason": "data error corrected"}, headers=world.supervisor.headers)
+    world.client.post(
+        f"/api/v1/breakers/{breaker['id']}/reset",
+        json={"reason": "data error corrected"},
+        headers=world.supervisor.headers,
+    )
     repeat = outcome(live.file("2026-04", npl_ratio="0.035"), "npl-trip")
     assert repeat["breaker"]["state"] == "tripped" and repeat["breaker"]["signals"] == ["tripped", "repeat_trip"]
     assert live.breaker("npl-trip")["trips"] == 2
@@ -84,4 +106,7 @@ def test_shadow_rules_are_recorded_but_change_nothing(live: Live) -> None:
     live.file("2026-02", exposure_outstanding="1000000000")
     grown = outcome(live.file("2026-03", exposure_outstanding="2000000000"), "loss-growth")
     assert grown["status"] == "breach" and grown["mode"] == "shadow" and "breaker" not in grown
-    assert all(b["rule_id"] != "loss-growth" for b in live.world.client.get("/api/v1/breakers", headers=live.world.supervisor.headers).json()["items"])
+    assert all(
+        b["rule_id"] != "loss-growth"
+        for b in live.world.client.get("/api/v1/breakers", headers=live.world.supervisor.headers).json()["items"]
+    )
