@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.progress import Progress
 
 from sandbox.cli import common
 from sandbox.errors import InvalidInput
@@ -36,10 +37,16 @@ def import_file(
             )
         raise typer.Exit(2) from None
     try:
-        with common.session_scope(cfg) as session:
+        with common.session_scope(cfg) as session, Progress(console=common.err_console, transient=True) as bar:
             actor = actor_for(get_user_by_email(session, user))
+            task = bar.add_task(f"importing {file.name}", total=None)
             written = import_filings(
-                session, parsed, actor=actor, at=common.now(cfg), calendars=load_calendars(cfg.policies_dir)
+                session,
+                parsed,
+                actor=actor,
+                at=common.now(cfg),
+                calendars=load_calendars(cfg.policies_dir),
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except InvalidInput as exc:
         for error in exc.extra.get("errors", []):

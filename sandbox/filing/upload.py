@@ -7,7 +7,7 @@ explains itself with exact values)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -73,7 +73,9 @@ def import_filings(
     actor: Actor,
     at: datetime,
     calendars: Mapping[str, WorkingCalendar],
+    progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> list[tuple[Filing, FilingVersion, Judgement]]:
+    """``progress(done, total)`` is called as the accepted filings are written and judged."""
     actor.require(Role.filer, Role.institution_admin, doing="upload filings")
     if actor.institution_id is None:
         raise PermissionDenied("uploads are made by an institution's users")
@@ -124,4 +126,8 @@ def import_filings(
             ),
         )
     admitted.sort(key=lambda a: (a.pilot.reference, a.period.ordinal))
-    return [write(session, item, actor=actor, at=at, channel="upload", calendars=calendars) for item in admitted]
+    written = []
+    for item in admitted:
+        written.append(write(session, item, actor=actor, at=at, channel="upload", calendars=calendars))
+        progress(len(written), len(admitted))
+    return written
