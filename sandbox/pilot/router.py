@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -62,7 +63,7 @@ def _command(
     pilot_id: uuid.UUID,
     session: Session,
     actor: Actor,
-    now: Any,
+    now: datetime,
     if_match: int | None,
     response: Response,
 ) -> PilotRead:
