@@ -127,7 +127,7 @@ def import_filings(
         )
     admitted.sort(key=lambda a: (a.pilot.reference, a.period.ordinal))
     written = []
-    for item in admitted:
-        written.append(write(session, item, actor=actor, at=at, channel="upload", calendars=calendars))
+    for accepted in admitted:
+        written.append(write(session, accepted, actor=actor, at=at, channel="upload", calendars=calendars))
         progress(len(written), len(admitted))
     return written
