@@ -25,6 +25,7 @@ from sandbox.program.router import router as program_router
 from sandbox.public.router import router as public_router
 from sandbox.risk.router import router as risk_router
 from sandbox.service_api.router import router as service_router
+from sandbox.web import install as install_web
 
 API_PREFIX = "/api/v1"
 
@@ -50,6 +51,7 @@ def create_app(
     app.state.calendars = load_calendars(settings.policies_dir)
 
     problems.install(app)
+    install_web(app)
     for router in (
         institution_router,
         program_router,
