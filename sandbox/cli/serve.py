@@ -8,6 +8,7 @@ import uvicorn
 from sandbox import migrate
 from sandbox.actor import SYSTEM
 from sandbox.cli import common
+from sandbox.demo.data import DEMO_PASSWORD
 from sandbox.errors import SandboxError
 from sandbox.main import create_app
 from sandbox.program.service import load_policy_dir
@@ -48,7 +49,10 @@ def serve(
     common.console.print(f"serving on {base}  (API docs: {base}/docs, public register: {base}/api/v1/public/pilots)")
     tokens = cfg.var_dir / "demo-tokens.txt"
     if tokens.exists():
-        common.console.print(f"sign in to the API with a demo user's bearer token from {tokens}")
+        common.console.print(
+            f"sign in at {base}/sign-in with a demo user's email (e.g. supervisor@bureau.example) and the password "
+            f"{DEMO_PASSWORD}; API bearer tokens are in {tokens}"
+        )
     mail = "SMTP relay " + cfg.smtp_url.split("@")[-1] if cfg.smtp_url else f"the Maildir {cfg.maildir}"
     common.console.print(f"alerts are delivered by the in-process worker to {mail}")
     try:
