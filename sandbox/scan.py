@@ -8,6 +8,7 @@ see the period as unfiled, so each acts per its on_missing setting, and the buil
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -15,6 +16,7 @@ from datetime import date, datetime
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from sandbox.clock import bureau_date
 from sandbox.evaluation import repository as evaluations
 from sandbox.evaluation.service import evaluate_period, policy_for_period
 from sandbox.filing import repository as filings
@@ -54,15 +56,19 @@ def run_scan(session: Session, *, as_of: date, at: datetime, calendars: Mapping[
 def run_timers(session: Session, *, now: datetime) -> int:
     """Reminders and escalations of unacknowledged trips (idempotent; the worker runs this
     every pass, the scan too)."""
-    if session.get_bind().dialect.name == "postgresql" and not session.execute(
-        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": TIMERS_LOCK}
-    ).scalar_one():
+    if (
+        session.get_bind().dialect.name == "postgresql"
+        and not session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": TIMERS_LOCK}).scalar_one()
+    ):
         return 0  # another worker is running the timers right now
     tripped = session.execute(
         select(Breaker, Pilot).join(Pilot, Pilot.id == Breaker.pilot_id).where(Breaker.state == "tripped")
     ).all()
+    policies: dict[uuid.UUID, AlertsPolicy] = {}  # one policy lookup per program per pass
     for breaker, pilot in tripped:
-        notify.breaker_timers(session, breaker, pilot, now=now)
+        if pilot.program_id not in policies:
+            policies[pilot.program_id] = notify.alerts_policy(session, pilot.program_id, bureau_date(now))
+        notify.breaker_timers(session, breaker, pilot, now=now, alerts=policies[pilot.program_id])
     return len(tripped)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from sandbox.actor import Actor
+from sandbox.alert import repository as alert_repository
 from sandbox.alert.outbox import emit
 from sandbox.clock import bureau_date
 from sandbox.models import Application, Breaker, Exemption, Institution, Pilot, PilotState, PolicyVersion, Program
@@ -277,43 +278,56 @@ def filing_due_soon(
     )
 
 
-def breaker_timers(session: Session, breaker: Breaker, pilot: Pilot, *, now: datetime) -> None:
+def breaker_timers(session: Session, breaker: Breaker, pilot: Pilot, *, now: datetime, alerts: AlertsPolicy) -> None:
     """Remind an unacknowledged trip every repeat_every; escalate once after escalate_after.
-    Idempotent: each reminder's number is part of its dedupe key."""
+    Idempotent: each reminder's number is part of its dedupe key. Cheap when nothing is due:
+    the worker runs this every pass for every tripped breaker."""
     if breaker.state != "tripped" or breaker.last_tripped_at is None:
         return
-    alerts = _alerts(policy_now(session, pilot.program_id, bureau_date(now)))
     waited = now - breaker.last_tripped_at
     every, escalate = parse_duration(alerts.repeat_every), parse_duration(alerts.escalate_after)
     reminders = int(waited / every) if waited >= every else 0
+    due: list[tuple[str, str]] = []
+    if reminders:
+        due.append(("breaker.reminder", f"reminder:{breaker.id}:{breaker.trips}:{reminders}"))
+    if waited >= escalate and alerts.escalation:
+        due.append(("breaker.escalated", f"escalation:{breaker.id}:{breaker.trips}"))
+    due = [(kind, key) for kind, key in due if alert_repository.find_by_dedupe_key(session, key) is None]
+    if not due:
+        return
     severity = Severity(breaker.severity)
     context = {
         "pilot": _pilot(session, pilot),
         "rule_id": breaker.rule_id,
         "tripped_at": breaker.last_tripped_at.isoformat(),
     }
-    if reminders:
-        emit(
-            session,
-            kind="breaker.reminder",
-            severity=severity.value,
-            pilot_id=pilot.id,
-            subject=f"Reminder {reminders}: {pilot.reference} breaker {breaker.rule_id} unacknowledged",
-            context={**context, "reminder": reminders},
-            recipients=_recipients(alerts.for_severity(severity)),
-            dedupe_key=f"reminder:{breaker.id}:{breaker.trips}:{reminders}",
-            at=now,
-        )
-    if waited >= escalate and alerts.escalation:
-        hours = int(waited / timedelta(hours=1))
-        emit(
-            session,
-            kind="breaker.escalated",
-            severity=Severity.critical.value,
-            pilot_id=pilot.id,
-            subject=f"Escalation: {pilot.reference} breaker {breaker.rule_id} unacknowledged for {hours} hours",
-            context={**context, "unacknowledged_for": f"{hours} hours"},
-            recipients=_recipients(alerts.escalation, alerts.for_severity(severity)),
-            dedupe_key=f"escalation:{breaker.id}:{breaker.trips}",
-            at=now,
-        )
+    for kind, key in due:
+        if kind == "breaker.reminder":
+            emit(
+                session,
+                kind=kind,
+                severity=severity.value,
+                pilot_id=pilot.id,
+                subject=f"Reminder {reminders}: {pilot.reference} breaker {breaker.rule_id} unacknowledged",
+                context={**context, "reminder": reminders},
+                recipients=_recipients(alerts.for_severity(severity)),
+                dedupe_key=key,
+                at=now,
+            )
+        else:
+            hours = int(waited / timedelta(hours=1))
+            emit(
+                session,
+                kind=kind,
+                severity=Severity.critical.value,
+                pilot_id=pilot.id,
+                subject=f"Escalation: {pilot.reference} breaker {breaker.rule_id} unacknowledged for {hours} hours",
+                context={**context, "unacknowledged_for": f"{hours} hours"},
+                recipients=_recipients(alerts.escalation, alerts.for_severity(severity)),
+                dedupe_key=key,
+                at=now,
+            )
+
+
+def alerts_policy(session: Session, program_id: uuid.UUID, day: date) -> AlertsPolicy:
+    return _alerts(policy_now(session, program_id, day))
