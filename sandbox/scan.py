@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from sandbox.clock import bureau_date
 from sandbox.evaluation import repository as evaluations
-from sandbox.evaluation.service import evaluate_period, policy_for_period
+from sandbox.evaluation.service import evaluate_period, pilot_schedule, policy_for_period
 from sandbox.filing import repository as filings
 from sandbox.models import Breaker, Pilot, PilotState
 from sandbox.notify import service as notify
@@ -101,9 +101,8 @@ def _overdue(
     report: ScanReport,
 ) -> None:
     filed = filings.filed_periods(session, pilot.id)
-    first = expected_periods(pilot.start_on, pilot.start_on, "monthly")[0]
     try:
-        frequency = policy_document(policy_for_period(session, pilot, first)).schedule.frequency
+        frequency = pilot_schedule(session, pilot).frequency
     except NoPolicyInForce:
         report.notes.append(f"{pilot.reference}: no policy in force for its first period")
         return

@@ -21,12 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sandbox.breaker import service as breakers
-from sandbox.evaluation.service import policy_for_period
+from sandbox.evaluation.service import pilot_schedule
 from sandbox.exemption import service as exemptions
 from sandbox.filing.service import FilingInput, submit_filing
 from sandbox.models import Breaker, Exemption, Pilot, RiskEventKind
 from sandbox.pilot import service as pilots
-from sandbox.program.service import policy_document
 from sandbox.risk.service import report_risk_event
 from sandbox.rules.calendar import due_date
 from sandbox.rules.periods import expected_periods
@@ -149,8 +148,7 @@ def _filings(demo: Demo, bank: str, program: str, pilot_id: uuid.UUID, as_of: da
     with demo.database.unit_of_work() as session:
         pilot = session.get(Pilot, pilot_id)
         assert pilot is not None
-        first = expected_periods(pilot.start_on, pilot.start_on, "monthly")[0]
-        schedule = policy_document(policy_for_period(session, pilot, first)).schedule
+        schedule = pilot_schedule(session, pilot)
         periods = expected_periods(pilot.start_on, pilot.end_on, schedule.frequency)
     filer = demo.actor(f"filer@{bank.lower()}.example")
     calendar = demo.calendars[schedule.calendar]

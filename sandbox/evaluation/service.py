@@ -21,7 +21,8 @@ from sandbox.pilot.service import get_pilot
 from sandbox.program.service import policy_document, policy_in_force
 from sandbox.rules.breaker import Signal
 from sandbox.rules.engine import CompiledPolicy, Outcome, compile_policy, judge
-from sandbox.rules.periods import Period
+from sandbox.rules.periods import Period, period_of
+from sandbox.rules.policy import Schedule
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,13 @@ def policy_for_period(session: Session, pilot: Pilot, period: Period) -> PolicyV
     program = session.get(Program, pilot.program_id)
     assert program is not None
     return policy_in_force(session, program, period.end)
+
+
+def pilot_schedule(session: Session, pilot: Pilot) -> Schedule:
+    """The schedule of the policy in force for the pilot's first period: it decides how the
+    pilot's periods are written (programs do not change frequency between versions)."""
+    first = period_of(pilot.start_on, "monthly")
+    return policy_document(policy_for_period(session, pilot, first)).schedule
 
 
 def evaluate_period(

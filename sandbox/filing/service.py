@@ -13,7 +13,7 @@ from sandbox.actor import Actor
 from sandbox.audit.log import record
 from sandbox.clock import bureau_date
 from sandbox.errors import Conflict, InvalidInput, NotFound
-from sandbox.evaluation.service import Judgement, evaluate_period, policy_for_period
+from sandbox.evaluation.service import Judgement, evaluate_period, pilot_schedule, policy_for_period
 from sandbox.filing import repository
 from sandbox.models import Filing, FilingVersion, Pilot, PilotState, Role
 from sandbox.pilot import repository as pilot_repository
@@ -124,7 +124,7 @@ def admit(
 ) -> tuple[Admitted | None, list[Problem]]:
     """Every check on one filing short of writing it; problems are returned, not raised, so an
     upload can list the problems of all its rows."""
-    program_frequency = _frequency(session, pilot)
+    program_frequency = pilot_schedule(session, pilot).frequency
     try:
         period = parse_period(data.period, program_frequency)
     except PeriodError as exc:
@@ -161,13 +161,6 @@ def admit(
     if problems:
         return None, problems
     return Admitted(pilot, period, document, data, existing), []
-
-
-def _frequency(session: Session, pilot: Pilot) -> Any:
-    # The frequency of the policy in force for the pilot's first period decides how periods are
-    # written; programs do not change frequency between versions (refused at load).
-    first = expected_periods(pilot.start_on, pilot.start_on, "monthly")[0]
-    return policy_document(policy_for_period(session, pilot, first)).schedule.frequency
 
 
 def write(
