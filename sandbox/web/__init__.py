@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from sandbox.web import applications, audit, breakers, exemptions, filings, home, pilots
 from sandbox.web.auth import CsrfRefused, SignInLimiter, SignInRequired, sign_in_url
 from sandbox.web.router import router
 
@@ -21,6 +22,8 @@ def install(app: FastAPI) -> None:
     app.state.web_installed = True
     app.state.web_sign_in_limiter = SignInLimiter()
     app.include_router(router)
+    for pages in (home, applications, pilots, breakers, exemptions, filings, audit):
+        app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(SignInRequired)

@@ -1,27 +1,21 @@
-"""Server-rendered pages: sign-in and sign-out, the home page by role, the public register."""
+"""Server-rendered pages: sign-in and sign-out, the public register."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
-from sandbox.actor import Actor
 from sandbox.api.deps import DbSession
-from sandbox.clock import BUREAU_TZ, Clock
-from sandbox.models import Role, User
 from sandbox.pilot import repository as pilot_repository
-from sandbox.pilot.service import list_pilots
 from sandbox.user import repository as user_repository
 from sandbox.user.service import check_password
 from sandbox.web import auth
-from sandbox.web.auth import RequiredWebActor, SignInLimiter
+from sandbox.web.auth import SignInLimiter
+from sandbox.web.page import WebRoute, render
 
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 REGISTER_PAGE_SIZE = 100
 SIGN_IN_FAILED = "The email address or password is not correct."
 SIGN_IN_LOCKED = (
@@ -29,69 +23,7 @@ SIGN_IN_LOCKED = (
     "try again later."
 )
 
-ROLE_LABELS = {
-    Role.admin: "Bureau administrator",
-    Role.reviewer: "Bureau reviewer",
-    Role.approver: "Bureau approver",
-    Role.supervisor: "Bureau supervisor",
-    Role.institution_admin: "Institution administrator",
-    Role.filer: "Institution filer",
-}
-
-# The queues the bureau home will link to as their pages arrive (issue 5).
-BUREAU_QUEUES = (
-    "Applications to review or decide",
-    "Breakers tripped and not acknowledged",
-    "Exemptions to decide",
-    "Overdue filings",
-)
-
-
-def local_time(value: datetime | None) -> str:
-    """A stored UTC instant as the bureau's local time."""
-    if value is None:
-        return ""
-    return value.astimezone(BUREAU_TZ).strftime("%Y-%m-%d %H:%M") + " (Asia/Shanghai)"
-
-
-templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
-templates.env.filters["local_time"] = local_time
-
-router = APIRouter(include_in_schema=False)
-
-
-def navigation(actor: Actor | None) -> list[tuple[str, str]]:
-    items = [("/", "Home")] if actor is not None else []
-    return [*items, ("/register", "Public register")]
-
-
-def render(
-    request: Request,
-    name: str,
-    context: dict[str, Any],
-    *,
-    actor: Actor | None = None,
-    user: User | None = None,
-    status_code: int = 200,
-) -> HTMLResponse:
-    session, is_new = auth.ensure_session(request)
-    clock: Clock = request.app.state.clock
-    full = {
-        "actor": actor,
-        "user": user,
-        "role_label": ROLE_LABELS.get(actor.role, "") if actor is not None and actor.role is not None else "",
-        "nav": navigation(actor),
-        "csrf_token": auth.csrf_token(request.app.state.settings, session),
-        "now": clock.now(),
-        "current_path": request.url.path,
-        **context,
-    }
-    response = templates.TemplateResponse(request, name, full, status_code=status_code)
-    if is_new:
-        auth.set_session_cookie(request, response, session)
-    # Pages show personal data: never cache them.
-    response.headers["Cache-Control"] = "no-store"
-    return response
+router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
 
 def _limiter(request: Request) -> SignInLimiter:
@@ -143,17 +75,6 @@ def sign_out(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respo
     response = RedirectResponse("/sign-in", status_code=303)
     auth.clear_session_cookie(request, response)
     return response
-
-
-@router.get("/", response_class=HTMLResponse)
-def home(request: Request, session: DbSession, actor: RequiredWebActor) -> Response:
-    user = session.get(User, actor.user_id)
-    context: dict[str, Any] = {"queues": BUREAU_QUEUES if actor.is_bureau else (), "pilots": []}
-    if actor.is_institution:
-        pilots, _total = list_pilots(session, actor=actor, state=None, program=None, offset=0, limit=200)
-        labels = pilot_repository.labels(session, pilots)
-        context["pilots"] = [(pilot, labels.get(pilot.id, ("", ""))[0]) for pilot in pilots]
-    return render(request, "home.html", context, actor=actor, user=user)
 
 
 @router.get("/register", response_class=HTMLResponse)

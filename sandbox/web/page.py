@@ -1,0 +1,291 @@
+"""What every page shares: the templates and their filters, the layout's context, navigation by
+role, one-shot notices after a form (flash), and the route class that turns a domain error into
+an HTML answer instead of problem+json.
+
+Forms follow Post/Redirect/Get: a command that succeeds redirects (303) to the object's page with a
+notice; a command the service refuses redirects back to the page it was sent from with the
+service's own message as an error, and the unit of work has rolled back, so nothing is
+half-written. A page that cannot be shown (unknown id, another institution's object, a role that
+may not see it) answers with an HTML error page and the error's own status (404, 403, ...).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Coroutine
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+
+from sandbox.actor import Actor
+from sandbox.clock import BUREAU_TZ, Clock
+from sandbox.config import Settings
+from sandbox.errors import SandboxError
+from sandbox.models import Role, User
+from sandbox.user.service import actor_for
+from sandbox.web import auth
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+FLASH_COOKIE = "sandbox_flash"
+
+ROLE_LABELS = {
+    Role.admin: "Bureau administrator",
+    Role.reviewer: "Bureau reviewer",
+    Role.approver: "Bureau approver",
+    Role.supervisor: "Bureau supervisor",
+    Role.institution_admin: "Institution administrator",
+    Role.filer: "Institution filer",
+}
+
+
+def local_time(value: datetime | None) -> str:
+    """A stored UTC instant as the bureau's local time."""
+    if value is None:
+        return ""
+    return value.astimezone(BUREAU_TZ).strftime("%Y-%m-%d %H:%M") + " (Asia/Shanghai)"
+
+
+def short_time(value: datetime | None) -> str:
+    """A stored UTC instant as bureau local time without the zone label (tables say it once)."""
+    if value is None:
+        return ""
+    return value.astimezone(BUREAU_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def iso_date(value: date | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def number(value: Decimal | int | float | str | None) -> str:
+    """A stored number as the exact decimal it is, without exponent or trailing zeros noise."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        text = format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
+        return text
+    return str(value)
+
+
+def label(value: Any) -> str:
+    """An enum value or snake_case word as words: ``info_requested`` -> ``info requested``."""
+    raw = getattr(value, "value", value)
+    return str(raw).replace("_", " ").replace("-", " ")
+
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+templates.env.filters["local_time"] = local_time
+templates.env.filters["short_time"] = short_time
+templates.env.filters["iso_date"] = iso_date
+templates.env.filters["number"] = number
+templates.env.filters["label"] = label
+
+
+def navigation(actor: Actor | None) -> list[tuple[str, str]]:
+    """The main menu for a role: bureau staff see the queues and boards, institutions their own work."""
+    if actor is None:
+        return [("/register", "Public register")]
+    if actor.is_bureau:
+        items = [
+            ("/", "Work queues"),
+            ("/applications", "Applications"),
+            ("/pilots", "Pilots"),
+            ("/breakers", "Breaker board"),
+            ("/exemptions", "Exemptions"),
+            ("/filings", "Filings"),
+            ("/audit", "Audit trail"),
+        ]
+    else:
+        items = [
+            ("/", "Home"),
+            ("/applications", "Applications"),
+            ("/pilots", "Pilots"),
+            ("/filings", "Filings"),
+            ("/filings/upload", "Upload filings"),
+        ]
+    return [*items, ("/register", "Public register")]
+
+
+def _nav_current(path: str, nav: list[tuple[str, str]]) -> str | None:
+    """The menu entry the page belongs to: the longest menu path that prefixes it."""
+    best: str | None = None
+    for href, _ in nav:
+        matches = path == href or (href != "/" and path.startswith(href + "/"))
+        if matches and (best is None or len(href) > len(best)):
+            best = href
+    return best
+
+
+# --- flash: a one-shot notice carried by a signed cookie across the redirect after a form ------
+
+
+def _flash_key(settings: Settings) -> bytes:
+    return hashlib.sha256(f"sandbox.web.flash:{settings.secret_key}".encode()).digest()
+
+
+def _encode_flash(settings: Settings, kind: str, text: str) -> str:
+    body = base64.urlsafe_b64encode(json.dumps({"k": kind, "t": text}).encode()).decode().rstrip("=")
+    signature = hmac.new(_flash_key(settings), body.encode(), hashlib.sha256).hexdigest()
+    return f"{body}.{signature}"
+
+
+def _decode_flash(settings: Settings, value: str) -> dict[str, str] | None:
+    body, _, signature = value.partition(".")
+    expected = hmac.new(_flash_key(settings), body.encode(), hashlib.sha256).hexdigest()
+    if not signature or not hmac.compare_digest(signature, expected):
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        return {"kind": str(payload["k"]), "text": str(payload["t"])}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def redirect(request: Request, path: str, *, notice: str | None = None, error: str | None = None) -> Response:
+    """303 to a page on this site, with a one-shot notice (or error) shown at the top of it."""
+    response = RedirectResponse(auth.safe_next(path), status_code=303)
+    if notice is not None or error is not None:
+        settings: Settings = request.app.state.settings
+        kind, text = ("error", error) if error is not None else ("notice", notice or "")
+        response.set_cookie(
+            FLASH_COOKIE,
+            _encode_flash(settings, kind, text[:2000]),
+            max_age=120,
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=settings.base_url.lower().startswith("https://"),
+        )
+    return response
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    *,
+    actor: Actor | None = None,
+    user: User | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """A page in the layout: who is signed in, the menu for their role, the CSRF token, any notice."""
+    session, is_new = auth.ensure_session(request)
+    clock: Clock = request.app.state.clock
+    settings: Settings = request.app.state.settings
+    nav = navigation(actor)
+    raw_flash = request.cookies.get(FLASH_COOKIE)
+    flash = _decode_flash(settings, raw_flash) if raw_flash else None
+    full = {
+        "actor": actor,
+        "user": user,
+        "role_label": ROLE_LABELS.get(actor.role, "") if actor is not None and actor.role is not None else "",
+        "nav": nav,
+        "nav_current": _nav_current(request.url.path, nav),
+        "csrf_token": auth.csrf_token(settings, session),
+        "now": clock.now(),
+        "current_path": request.url.path,
+        "flash": flash,
+        **context,
+    }
+    response = templates.TemplateResponse(request, name, full, status_code=status_code)
+    if is_new:
+        auth.set_session_cookie(request, response, session)
+    if raw_flash:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    # Pages show personal data: never cache them.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
+    """An error as a page in the layout, with the error's own status."""
+    actor = _actor_of(request)
+    context = {"title": title, "detail": detail, "status": status}
+    return render(request, "error.html", context, actor=actor, status_code=status)
+
+
+def _actor_of(request: Request) -> Actor | None:
+    """The signed-in actor for an error page, read without the request's (rolled back) session."""
+    session = auth.current_session(request)
+    if session is None or session.user_id is None:
+        return None
+    database = request.app.state.database
+    with database.unit_of_work() as db:
+        user = db.get(User, session.user_id)
+        return actor_for(user) if user is not None and user.is_active else None
+
+
+def _came_from(request: Request) -> str | None:
+    """The path of the page a form was sent from (Referer), when it is on this site."""
+    referer = request.headers.get("referer")
+    if not referer:
+        return None
+    parts = urlsplit(referer)
+    if parts.netloc and parts.netloc != request.url.netloc:
+        return None
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    safe = auth.safe_next(path)
+    return safe if safe != "/" or parts.path == "/" else None
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form"))
+        parts.append(f"{where}: {err.get('msg', 'is not valid')}" if where else str(err.get("msg", "")))
+    return "The form is not complete: " + "; ".join(parts)
+
+
+class WebRoute(APIRoute):
+    """Pages answer errors in HTML. A refused form goes back to where it came from with the reason;
+    a page that cannot be shown is an error page with the error's status."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def web_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (SandboxError, RequestValidationError) as exc:
+                if isinstance(exc, SandboxError):
+                    status, title, detail = exc.status, exc.title, _sentence(exc.detail)
+                else:
+                    status, title, detail = 422, "Invalid form", _validation_message(exc)
+                if status == 401:
+                    raise auth.SignInRequired(request.url.path) from exc
+                back = _came_from(request) if request.method == "POST" else None
+                if back is not None:
+                    return redirect(request, back, error=detail)
+                return error_page(request, status, title, detail)
+
+        return web_handler
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+__all__ = [
+    "ROLE_LABELS",
+    "WebRoute",
+    "error_page",
+    "local_time",
+    "navigation",
+    "redirect",
+    "render",
+    "templates",
+]
