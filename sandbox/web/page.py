@@ -15,7 +15,6 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Coroutine
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -247,28 +246,29 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 class WebRoute(APIRoute):
-    """Pages answer errors in HTML. A refused form goes back to where it came from with the reason;
-    a page that cannot be shown is an error page with the error's status."""
+    """The route class of every page. It marks the route as a page: the app's error handlers
+    (installed by ``sandbox.web.install``) answer a page's errors in HTML through
+    ``web_error_response``. The handlers run after the request's unit of work has rolled back,
+    which a wrapper around the route handler could not guarantee."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
 
-        async def web_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except (SandboxError, RequestValidationError) as exc:
-                if isinstance(exc, SandboxError):
-                    status, title, detail = exc.status, exc.title, _sentence(exc.detail)
-                else:
-                    status, title, detail = 422, "Invalid form", _validation_message(exc)
-                if status == 401:
-                    raise auth.SignInRequired(request.url.path) from exc
-                back = _came_from(request) if request.method == "POST" else None
-                if back is not None:
-                    return redirect(request, back, error=detail)
-                return error_page(request, status, title, detail)
+def is_page(request: Request) -> bool:
+    return isinstance(request.scope.get("route"), WebRoute)
 
-        return web_handler
+
+def web_error_response(request: Request, exc: SandboxError | RequestValidationError) -> Response:
+    """A refused form goes back to the page it came from with the reason; a page that cannot be
+    shown is an error page with the error's status."""
+    if isinstance(exc, SandboxError):
+        status, title, detail = exc.status, exc.title, _sentence(exc.detail)
+    else:
+        status, title, detail = 422, "Invalid form", _validation_message(exc)
+    if status == 401:
+        return RedirectResponse(auth.sign_in_url(request.url.path), status_code=303)
+    back = _came_from(request) if request.method == "POST" else None
+    if back is not None:
+        return redirect(request, back, error=detail)
+    return error_page(request, status, title, detail)
 
 
 def _sentence(text: str) -> str:
@@ -283,9 +283,11 @@ __all__ = [
     "ROLE_LABELS",
     "WebRoute",
     "error_page",
+    "is_page",
     "local_time",
     "navigation",
     "redirect",
     "render",
     "templates",
+    "web_error_response",
 ]

@@ -1,0 +1,143 @@
+"""The shared page layer: errors in HTML, refused forms back to their page with the reason, one-shot
+notices, the menu by role, and HTML 404s outside the API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import pytest
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+from sqlalchemy import func, select
+
+from sandbox.api.deps import DbSession
+from sandbox.errors import Conflict, NotFound
+from sandbox.models import Institution
+from sandbox.web import auth
+from sandbox.web.auth import RequiredWebActor
+from sandbox.web.page import WebRoute, navigation, redirect
+from tests.factories import add_institution
+from tests.support import NOW, Login
+from tests.web.conftest import Browser
+from tests.world import World
+
+
+@pytest.fixture
+def app(app: Any) -> Any:
+    """The real app plus a few pages that exercise the shared layer."""
+    router = APIRouter(route_class=WebRoute)
+
+    @router.get("/_test/form")
+    def form_page(request: Request, actor: RequiredWebActor) -> Response:
+        from sandbox.web.page import render
+
+        return render(request, "error.html", {"title": "Form", "detail": "a form", "status": 200}, actor=actor)
+
+    @router.post("/_test/refused")
+    def refused(
+        request: Request, session: DbSession, actor: RequiredWebActor, csrf_token: Annotated[str, Form()] = ""
+    ) -> Response:
+        auth.check_csrf(request, csrf_token)
+        add_institution(session, "HALF-DONE", NOW)
+        session.flush()
+        raise Conflict("the pilot is suspended; resume it first")
+
+    @router.post("/_test/done")
+    def done(request: Request, actor: RequiredWebActor, csrf_token: Annotated[str, Form()] = "") -> Response:
+        auth.check_csrf(request, csrf_token)
+        return redirect(request, "/_test/form", notice="Saved.")
+
+    @router.get("/_test/missing")
+    def missing(actor: RequiredWebActor) -> Response:
+        raise NotFound("no pilot with id 42")
+
+    app.include_router(router)
+    return app
+
+
+def test_a_refused_form_goes_back_to_its_page_with_the_reason_and_writes_nothing(
+    browser: Callable[[Login | None], Browser], login: Callable[..., Login], session: Any
+) -> None:
+    b = browser(login("supervisor"))
+    before = session.scalar(select(func.count()).select_from(Institution))
+    response = b.submit("/_test/form", "/_test/refused")
+    assert response.status_code == 303 and response.headers["location"] == "/_test/form"
+    page = b.follow(response)
+    assert 'role="alert">The pilot is suspended; resume it first.</p>' in page.text
+    assert session.scalar(select(func.count()).select_from(Institution)) == before
+    # The notice is shown once only.
+    assert "resume it first" not in b.get("/_test/form").text
+
+
+def test_a_done_form_shows_its_notice_once(
+    browser: Callable[[Login | None], Browser], login: Callable[..., Login]
+) -> None:
+    b = browser(login("supervisor"))
+    page = b.follow(b.submit("/_test/form", "/_test/done"))
+    assert 'class="flash flash-notice" role="status">Saved.</p>' in page.text
+    assert "Saved." not in b.get("/_test/form").text
+
+
+def test_a_forged_notice_cookie_is_ignored(
+    browser: Callable[[Login | None], Browser], login: Callable[..., Login]
+) -> None:
+    b = browser(login("supervisor"))
+    b.client.cookies.set("sandbox_flash", "eyJrIjoibm90aWNlIiwidCI6IkhhY2tlZCJ9.0000")
+    assert "Hacked" not in b.get("/_test/form").text
+
+
+def test_a_refused_form_without_referer_is_an_error_page_with_the_status(
+    browser: Callable[[Login | None], Browser], login: Callable[..., Login]
+) -> None:
+    b = browser(login("supervisor"))
+    token = b.csrf("/_test/form")
+    response = b.client.post("/_test/refused", data={"csrf_token": token}, follow_redirects=False)
+    assert response.status_code == 409
+    assert "<h1>Conflict</h1>" in response.text and "The pilot is suspended; resume it first." in response.text
+
+
+def test_a_form_from_another_site_is_refused_without_redirecting_there(
+    browser: Callable[[Login | None], Browser], login: Callable[..., Login]
+) -> None:
+    b = browser(login("supervisor"))
+    token = b.csrf("/_test/form")
+    headers = {"Referer": "https://evil.example/phish"}
+    response = b.client.post("/_test/refused", data={"csrf_token": token}, headers=headers, follow_redirects=False)
+    assert response.status_code == 409 and "evil.example" not in response.headers.get("location", "")
+
+
+def test_a_page_that_cannot_be_shown_is_an_html_error_with_its_status(
+    browser: Callable[[Login | None], Browser], login: Callable[..., Login]
+) -> None:
+    response = browser(login("supervisor")).get("/_test/missing")
+    assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
+    assert "No pilot with id 42." in response.text and "Signed in as" in response.text
+
+
+def test_a_post_without_the_csrf_token_is_refused(
+    browser: Callable[[Login | None], Browser], login: Callable[..., Login]
+) -> None:
+    b = browser(login("supervisor"))
+    response = b.client.post("/_test/done", data={}, follow_redirects=False)
+    assert response.status_code == 403 and "This form has expired" in response.text
+
+
+def test_unknown_pages_are_html_for_browsers_and_problem_json_for_the_api(
+    browser: Callable[[Login | None], Browser],
+) -> None:
+    b = browser(None)
+    page = b.get("/no-such-page", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 404 and "<h1>Page not found</h1>" in page.text
+    api = b.get("/api/v1/no-such-thing", headers={"Accept": "text/html"})
+    assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
+    script = b.get("/no-such-page", headers={"Accept": "application/json"})
+    assert script.headers["content-type"] == "application/problem+json"
+
+
+def test_the_menu_follows_the_role(world: World) -> None:
+    bureau = dict(navigation(world.supervisor.actor))
+    bank = dict(navigation(world.filer_a.actor))
+    assert {"/breakers", "/exemptions", "/audit"} <= bureau.keys()
+    assert "/filings/upload" in bank and not {"/breakers", "/audit"} & bank.keys()
+    assert list(dict(navigation(None))) == ["/register"]
