@@ -43,3 +43,16 @@ def iter_chain(session: Session, batch: int = 1000) -> Iterator[AuditEntry]:
 
 def find_head(session: Session) -> AuditHead | None:
     return session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
+
+
+def latest_entries(
+    session: Session, *, object_type: str | None, object_id: str | None, before_seq: int | None, limit: int
+) -> tuple[Sequence[AuditEntry], int]:
+    """Newest first, ``limit`` entries older than ``before_seq`` (keyset paging); the total counts
+    every entry matching the filters."""
+    query = entries_query(object_type=object_type, object_id=object_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    if before_seq is not None:
+        query = query.where(AuditEntry.seq < before_seq)
+    rows = session.scalars(query.order_by(AuditEntry.seq.desc()).limit(limit)).all()
+    return rows, total

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sandbox.models import Breaker, BreakerEvent, Pilot
+from sandbox.models import Breaker, BreakerEvent, Evaluation, FilingVersion, Institution, Pilot, PolicyVersion, Program
 
 
 def for_pilot(session: Session, pilot_id: uuid.UUID, *, lock: bool = False) -> dict[str, Breaker]:
@@ -67,3 +68,75 @@ def resetters(session: Session, pilot_id: uuid.UUID) -> set[uuid.UUID]:
         and b.reset_at is not None
         and (b.last_tripped_at is None or b.reset_at >= b.last_tripped_at)
     }
+
+
+# -- reads for the breaker pages ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PilotLabel:
+    """What a list of breakers shows about each pilot."""
+
+    reference: str
+    institution_code: str
+    institution_name: str
+    program_code: str
+    program_title: str
+
+
+def pilot_labels(session: Session, pilot_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, PilotLabel]:
+    """Reference, institution and program of each pilot, in one query."""
+    if not pilot_ids:
+        return {}
+    rows = session.execute(
+        select(Pilot.id, Pilot.reference, Institution.code, Institution.name, Program.code, Program.title)
+        .join(Institution, Institution.id == Pilot.institution_id)
+        .join(Program, Program.id == Pilot.program_id)
+        .where(Pilot.id.in_(list(pilot_ids)))
+    ).all()
+    return {row[0]: PilotLabel(row[1], row[2], row[3], row[4], row[5]) for row in rows}
+
+
+def last_acknowledgements(session: Session, breaker_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, BreakerEvent]:
+    """The latest acknowledgement event of each breaker that has one."""
+    if not breaker_ids:
+        return {}
+    rows = session.scalars(
+        select(BreakerEvent)
+        .where(BreakerEvent.breaker_id.in_(list(breaker_ids)), BreakerEvent.kind == "acknowledged")
+        .order_by(BreakerEvent.id)
+    ).all()
+    return {event.breaker_id: event for event in rows}
+
+
+def policy_versions_of(session: Session, evaluation_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, PolicyVersion]:
+    """The policy version that judged each evaluation."""
+    if not evaluation_ids:
+        return {}
+    rows = session.execute(
+        select(Evaluation.id, PolicyVersion)
+        .join(PolicyVersion, PolicyVersion.id == Evaluation.policy_version_id)
+        .where(Evaluation.id.in_(list(evaluation_ids)))
+    ).all()
+    return {row[0]: row[1] for row in rows}
+
+
+@dataclass(frozen=True)
+class SourcedEvent:
+    """A breaker event with the evaluation that caused it and the filing that evaluation judged."""
+
+    event: BreakerEvent
+    evaluation: Evaluation | None
+    filing_id: uuid.UUID | None
+    filing_version: int | None
+
+
+def events_with_sources(session: Session, breaker_id: uuid.UUID) -> list[SourcedEvent]:
+    rows = session.execute(
+        select(BreakerEvent, Evaluation, FilingVersion.filing_id, FilingVersion.version)
+        .outerjoin(Evaluation, Evaluation.id == BreakerEvent.evaluation_id)
+        .outerjoin(FilingVersion, FilingVersion.id == Evaluation.filing_version_id)
+        .where(BreakerEvent.breaker_id == breaker_id)
+        .order_by(BreakerEvent.id)
+    ).all()
+    return [SourcedEvent(row[0], row[1], row[2], row[3]) for row in rows]

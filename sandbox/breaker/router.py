@@ -10,18 +10,13 @@ from sandbox.api.deps import CurrentActor, DbSession, IfMatch, Now, Paging, set_
 from sandbox.api.routing import ExactJSONRoute
 from sandbox.breaker import repository, service
 from sandbox.breaker.schemas import AcknowledgeBody, BreakerEventRead, BreakerRead, ResetBody
-from sandbox.models import Breaker, BreakerState, Pilot, Role
-from sandbox.rules.breaker import HUMAN_COMMANDS, State
+from sandbox.models import Breaker, BreakerState, Pilot
 
 router = APIRouter(prefix="/breakers", tags=["breakers"], route_class=ExactJSONRoute)
 
 
 def _read(breaker: Breaker, reference: str, actor: Actor, events: list[BreakerEventRead] | None = None) -> BreakerRead:
-    commands = (
-        [c for c, states in HUMAN_COMMANDS.items() if State(breaker.state) in states]
-        if actor.role is Role.supervisor
-        else []
-    )
+    commands = service.allowed_commands(breaker, actor)
     return BreakerRead(
         id=breaker.id,
         pilot_id=breaker.pilot_id,

@@ -158,6 +158,13 @@ def step_breakers(
     return stepped
 
 
+def allowed_commands(breaker: Breaker, actor: Actor) -> list[str]:
+    """The commands this actor may give the breaker now: a supervisor, in a state a person may act in."""
+    if actor.role is not Role.supervisor:
+        return []
+    return [c for c, states in machine.HUMAN_COMMANDS.items() if State(breaker.state) in states]
+
+
 def _command(
     session: Session, breaker_id: uuid.UUID, command: str, *, actor: Actor, expected_version: int | None
 ) -> Breaker:

@@ -37,3 +37,21 @@ def has_evaluation(session: Session, pilot_id: uuid.UUID, period: str) -> bool:
 
 def all_evaluations(session: Session) -> Sequence[Evaluation]:
     return session.scalars(select(Evaluation).order_by(Evaluation.id)).all()
+
+
+def tripped_rules_by_period(session: Session, pilot_id: uuid.UUID) -> dict[str, set[str]]:
+    """For each evaluated period of the pilot, the rules whose breaker an evaluation of it tripped
+    (read from the breaker steps recorded in the evaluations' outcomes; empty: none tripped)."""
+    tripped: dict[str, set[str]] = {}
+    rows = session.execute(
+        select(Evaluation.period, Evaluation.outcomes)
+        .where(Evaluation.pilot_id == pilot_id)
+        .order_by(Evaluation.period_ordinal, Evaluation.id)
+    ).all()
+    for period, outcomes in rows:
+        tripped.setdefault(period, set())
+        for outcome in outcomes or ():
+            breaker = outcome.get("breaker") if isinstance(outcome, dict) else None
+            if breaker and "tripped" in breaker.get("signals", ()):
+                tripped[period].add(str(outcome["rule_id"]))
+    return tripped

@@ -120,3 +120,16 @@ def labels(session: Session, pilots: Sequence[Pilot]) -> dict[uuid.UUID, tuple[s
         .where(Pilot.id.in_([p.id for p in pilots]))
     ).all()
     return {row[0]: (row[1], row[2]) for row in rows}
+
+
+def listing_labels(session: Session, pilots: Sequence[Pilot]) -> dict[uuid.UUID, tuple[str, str, str, str]]:
+    """Program code and title, institution code and name of each pilot, in one query (for lists)."""
+    if not pilots:
+        return {}
+    rows = session.execute(
+        select(Pilot.id, Program.code, Program.title, Institution.code, Institution.name)
+        .join(Program, Program.id == Pilot.program_id)
+        .join(Institution, Institution.id == Pilot.institution_id)
+        .where(Pilot.id.in_([p.id for p in pilots]))
+    ).all()
+    return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}

@@ -1,9 +1,730 @@
-"""Pages for pilots (to be built)."""
+"""Pilot pages: the list, the pilot page (scope, quotas and their use, breakers, each metric's
+history charted against the levels of the rules that test it, evaluations, filings, risk
+events), the lifecycle commands the pilot service allows the signed-in user, and risk-event
+reporting for the pilot's institution.
+
+Everything shown comes from the services and repositories the API uses; the only thing worked out
+here is presentation: which level of a rule can be drawn as a line. A rule whose condition is one
+comparison of a metric (or a metric over a quota) with a fixed number or a granted quota has a
+level; any other condition is listed under the chart in words, never guessed at.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
 
-from sandbox.web.page import WebRoute
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
+
+from sandbox.actor import Actor
+from sandbox.api.deps import DbSession
+from sandbox.breaker import service as breaker_service
+from sandbox.clock import Clock, bureau_date
+from sandbox.errors import InvalidInput, NotFound
+from sandbox.evaluation import repository as evaluation_repository
+from sandbox.evaluation import service as evaluation_service
+from sandbox.evaluation.facts import latest_versions
+from sandbox.filing import service as filing_service
+from sandbox.models import Institution, Pilot, PilotState, Program, RiskEventKind, Role, User
+from sandbox.pilot import repository as pilot_repository
+from sandbox.pilot import service as pilot_service
+from sandbox.pilot.schemas import ExtendBody, OptionalReasonBody, ReasonBody
+from sandbox.program.service import NoPolicyInForce, list_programs, policy_document, policy_in_force
+from sandbox.risk import service as risk_service
+from sandbox.risk.schemas import RiskEventCreate
+from sandbox.rules.engine import CompiledRule, compile_policy
+from sandbox.rules.expr import Arithmetic, Compare, Input, Negate, Node, Number
+from sandbox.rules.periods import Frequency, Period, PeriodError, expected_periods, parse_period
+from sandbox.rules.policy import PolicyDocument
+from sandbox.rules.rulebook import Action, Mode
+from sandbox.web import auth
+from sandbox.web.auth import RequiredWebActor
+from sandbox.web.chart import KIND_WORDS, Level, LineKind, Point, chart_id, render_chart
+from sandbox.web.page import WebRoute, number, redirect, render
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
+
+PAGE_SIZE = 50
+RECENT_EVALUATIONS = 12
+RECENT_FILINGS = 24
+RECENT_RISK_EVENTS = 20
+MAX_BREAKERS = 200
+# Who reports risk events: the service enforces it (``report_risk_event``); the page only uses it
+# to decide whether to offer the form.
+REPORTERS = (Role.filer, Role.institution_admin)
+
+COMMAND_BUTTONS = {
+    "suspend": "Suspend",
+    "resume": "Resume",
+    "extend": "Extend",
+    "complete": "Complete",
+    "terminate": "Terminate",
+    "withdraw": "Withdraw",
+}
+COMMAND_HEADINGS = {
+    "suspend": "Suspend the pilot",
+    "resume": "Resume the pilot",
+    "extend": "Extend the pilot",
+    "complete": "Complete the pilot",
+    "terminate": "Terminate the pilot",
+    "withdraw": "Withdraw the pilot",
+}
+COMMAND_HELP = {
+    "suspend": "New business stops at once; existing business is still serviced.",
+    "resume": "Only once no breaker is tripped or acknowledged.",
+    "extend": "Moves the end date, within the program's maximum duration.",
+    "complete": "Ends the pilot as completed; its quotas are released.",
+    "terminate": "Ends the pilot; its quotas are released.",
+    "withdraw": "Your institution ends its pilot; its quotas are released.",
+}
+COMMAND_NOTICES = {
+    "suspend": "Pilot suspended.",
+    "resume": "Pilot resumed.",
+    "complete": "Pilot completed.",
+    "terminate": "Pilot terminated.",
+    "withdraw": "Pilot withdrawn.",
+}
+RISK_FIELDS = {
+    "kind": "Kind of event",
+    "occurred_on": "Occurred on",
+    "amount": "Loss amount",
+    "description": "Description",
+}
+FINDINGS = {
+    "grant": "system finding: grant, every criterion met",
+    "deny": "system finding: deny, not every criterion met",
+}
+COMMAND_FIELDS = {"reason": "Reason", "end_on": "New end date"}
+OPERATOR_TEXT = {"<": "<", "<=": "≤", ">": ">", ">=": "≥", "==": "=", "!=": "≠"}
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+
+
+# -- levels: what of a rule can be drawn on a metric's chart --------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleLevel:
+    """A rule's level on one metric: the metric breaches when ``metric operator value``."""
+
+    rule_id: str
+    metric: str
+    kind: LineKind  # warn or trip
+    action: str  # warn, trip or terminate (a trip that also asks the approvers to end the pilot)
+    operator: str
+    value: Decimal
+    basis: str  # how the value follows from the rule, when it is not a plain number
+    shadow: bool
+    quota: str | None  # the quota the level is derived from, if any
+
+    @property
+    def label(self) -> str:
+        return f"{self.rule_id} {OPERATOR_TEXT[self.operator]} {number(self.value)}"
+
+
+@dataclass(frozen=True)
+class RuleNote:
+    """A rule that reads a metric but has no single level to draw."""
+
+    rule_id: str
+    action: str
+    shadow: bool
+    condition: str
+    why: str
+
+
+class _NoLevel(Exception):
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+def _constant(node: Node, quotas: Mapping[str, Decimal]) -> Decimal:
+    """The value of a sub-expression that reads no metric: numbers and granted quotas."""
+    if isinstance(node, Number):
+        return node.value
+    if isinstance(node, Negate):
+        return -_constant(node.operand, quotas)
+    if isinstance(node, Input) and node.source == "quota":
+        if node.key not in quotas:
+            raise _NoLevel(f"quota {node.key} is not granted to this pilot")
+        return quotas[node.key]
+    if isinstance(node, Arithmetic):
+        left, right = _constant(node.left, quotas), _constant(node.right, quotas)
+        if node.op == "+":
+            return left + right
+        if node.op == "-":
+            return left - right
+        if node.op == "*":
+            return left * right
+        if right == 0:
+            raise _NoLevel("its level divides by zero")
+        return left / right
+    raise _NoLevel("its condition is not a comparison of the metric with a fixed level")
+
+
+def _metric_side(node: Node) -> tuple[str, Node | None] | None:
+    """``metric`` or ``metric / something``: the metric and the divisor (None: no divisor)."""
+    if isinstance(node, Input) and node.source == "metric":
+        return node.key, None
+    if (
+        isinstance(node, Arithmetic)
+        and node.op == "/"
+        and isinstance(node.left, Input)
+        and node.left.source == "metric"
+    ):
+        return node.left.key, node.right
+    return None
+
+
+def _quota_names(node: Node | None) -> list[str]:
+    if node is None:
+        return []
+    found = [node.key] if isinstance(node, Input) and node.source == "quota" else []
+    for child in node.children():
+        found.extend(_quota_names(child))
+    return found
+
+
+def rule_level(rule: CompiledRule, quotas: Mapping[str, Decimal]) -> RuleLevel | RuleNote | None:
+    """The level of a rule's condition, or a note saying why it has none (None: a built-in rule,
+    which reads no metric)."""
+    if rule.when is None or not rule.when.metrics:
+        return None
+    kind: LineKind = "warn" if rule.action is Action.warn else "trip"
+    shadow = rule.mode is Mode.shadow
+    root = rule.when.root
+
+    def note(why: str) -> RuleNote:
+        return RuleNote(rule.id, rule.action.value, shadow, rule.when.text if rule.when else "", why)
+
+    if not isinstance(root, Compare):
+        return note("its condition combines several tests")
+    operator: str = root.op
+    side = _metric_side(root.left)
+    other = root.right
+    if side is None:
+        side, other, operator = _metric_side(root.right), root.left, _FLIPPED[root.op]
+    if side is None:
+        return note("its condition is not a comparison of the metric with a fixed level")
+    metric, divisor = side
+    try:
+        level = _constant(other, quotas)
+        if divisor is not None:
+            scale = _constant(divisor, quotas)
+            if scale == 0:
+                return note("its level divides by zero")
+            level *= scale
+            if scale < 0:
+                operator = _FLIPPED[operator]
+    except _NoLevel as exc:
+        return note(exc.why)
+    used = _quota_names(other) + _quota_names(divisor)
+    basis = f"{other.src} × {divisor.src}" if divisor is not None else ("" if isinstance(other, Number) else other.src)
+    return RuleLevel(
+        rule.id, metric, kind, rule.action.value, operator, level, basis, shadow, used[0] if used else None
+    )
+
+
+# -- the pilot page's view of its data ------------------------------------------------------------
+
+
+@dataclass
+class QuotaRow:
+    name: str
+    unit: str
+    granted: Decimal
+    released: bool
+    metric: str | None = None
+    period: str | None = None
+    used: Decimal | None = None
+    share: Decimal | None = None  # percent of the granted amount, one decimal
+
+
+@dataclass
+class MetricView:
+    name: str
+    unit: str
+    description: str
+    required: bool
+    points: list[Point]
+    levels: list[RuleLevel]
+    quota_lines: list[tuple[str, Decimal]]
+    notes: list[RuleNote]
+    svg: Any = None
+    ident: str = ""
+    last: Point | None = None
+
+    @property
+    def legend_levels(self) -> list[Level]:
+        lines = [
+            Level(level.label + (" (shadow)" if level.shadow else ""), level.value, level.kind, level.rule_id)
+            for level in self.levels
+        ]
+        return lines + [Level(f"quota {name}", amount, "quota") for name, amount in self.quota_lines]
+
+
+@dataclass
+class PolicyView:
+    version: str | None
+    document: PolicyDocument | None
+    rules: list[CompiledRule] = field(default_factory=list)
+    problem: str | None = None
+
+
+def _today(request: Request) -> date:
+    clock: Clock = request.app.state.clock
+    return bureau_date(clock.now())
+
+
+def _now(request: Request) -> datetime:
+    clock: Clock = request.app.state.clock
+    return clock.now()
+
+
+def _pilot_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound("no such pilot") from None
+
+
+def _policy(session: Session, program: Program, on: date) -> PolicyView:
+    try:
+        version = policy_in_force(session, program, on)
+    except NoPolicyInForce as exc:
+        return PolicyView(None, None, problem=exc.detail)
+    document = policy_document(version)
+    return PolicyView(version.version, document, list(compile_policy(document).rules))
+
+
+def _periods(pilot: Pilot, frequency: Frequency, known: Sequence[str]) -> list[Period]:
+    """The pilot's expected periods up to the last one filed or evaluated (unfiled ones included,
+    so a gap shows), and any filed period outside them."""
+    parsed: list[Period] = []
+    for label in known:
+        try:
+            parsed.append(parse_period(label, frequency))
+        except PeriodError:
+            continue
+    if not parsed:
+        return []
+    last = max(parsed)
+    expected = [p for p in expected_periods(pilot.start_on, pilot.end_on, frequency) if p <= last]
+    return sorted(set(expected) | set(parsed))
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _metrics(
+    pilot: Pilot,
+    policy: PolicyView,
+    frequency: Frequency,
+    versions: Mapping[str, Any],
+    tripped: Mapping[str, set[str]],
+    granted: Mapping[str, Decimal],
+) -> tuple[list[MetricView], list[str]]:
+    """One view per metric the pilot files; and the optional metrics never filed (not charted)."""
+    periods = _periods(pilot, frequency, [*versions, *tripped])
+    filed_names: list[str] = []
+    for label in sorted(versions):
+        for name in versions[label].metrics:
+            if name not in filed_names:
+                filed_names.append(name)
+    catalogue = policy.document.metrics if policy.document is not None else {}
+    names = [n for n, spec in catalogue.items() if spec.required or n in filed_names]
+    names += [n for n in filed_names if n not in catalogue]
+    unfiled_optional = [n for n, spec in catalogue.items() if not spec.required and n not in filed_names]
+
+    levels: dict[str, list[RuleLevel]] = {}
+    notes: dict[str, list[RuleNote]] = {}
+    quota_lines: dict[str, list[tuple[str, Decimal]]] = {}
+    readers: dict[str, set[str]] = {}
+    for rule in policy.rules:
+        if rule.when is None:
+            continue
+        for metric in rule.when.metrics:
+            readers.setdefault(metric, set()).add(rule.id)
+        found = rule_level(rule, granted)
+        if isinstance(found, RuleLevel):
+            levels.setdefault(found.metric, []).append(found)
+            if found.quota is not None and found.quota in granted:
+                lines = quota_lines.setdefault(found.metric, [])
+                if all(name != found.quota for name, _ in lines):
+                    lines.append((found.quota, granted[found.quota]))
+            for metric in sorted(rule.when.metrics - {found.metric}):
+                notes.setdefault(metric, []).append(
+                    RuleNote(
+                        rule.id, rule.action.value, rule.mode is Mode.shadow, rule.when.text, "it reads this metric too"
+                    )
+                )
+        elif isinstance(found, RuleNote):
+            for metric in sorted(rule.when.metrics):
+                notes.setdefault(metric, []).append(found)
+
+    views = []
+    for name in names:
+        spec = catalogue.get(name)
+        points = []
+        for period in periods:
+            version = versions.get(period.label)
+            value = _decimal(version.metrics.get(name)) if version is not None else None
+            hit = bool(tripped.get(period.label, set()) & readers.get(name, set()))
+            points.append(Point(period.end, value, period.label, hit))
+        view = MetricView(
+            name=name,
+            unit=spec.unit.value if spec is not None else "",
+            description=spec.description if spec is not None else "",
+            required=spec.required if spec is not None else False,
+            points=points,
+            levels=levels.get(name, []),
+            quota_lines=quota_lines.get(name, []),
+            notes=notes.get(name, []),
+        )
+        view.ident = chart_id(name)
+        filed = [p for p in points if p.value is not None]
+        view.last = filed[-1] if filed else None
+        shown_unit = "" if view.unit == "ratio" else view.unit
+        view.svg = render_chart(name, points, view.legend_levels, unit=shown_unit, ident=view.ident)
+        views.append(view)
+    return views, unfiled_optional
+
+
+def _quotas(session: Session, pilot: Pilot, policy: PolicyView, metrics: Sequence[MetricView]) -> list[QuotaRow]:
+    """Each granted quota, and its use: the latest filed value of the metric its rules measure."""
+    measured: dict[str, str] = {}
+    for view in metrics:
+        for level in view.levels:
+            if level.quota is not None:
+                measured.setdefault(level.quota, view.name)
+    by_name = {view.name: view for view in metrics}
+    rows = []
+    for allocation in pilot_repository.allocations(session, pilot.id):
+        spec = policy.document.quotas.get(allocation.quota) if policy.document is not None else None
+        row = QuotaRow(
+            allocation.quota, spec.unit.value if spec else "", allocation.amount, allocation.released_at is not None
+        )
+        metric = measured.get(allocation.quota)
+        if metric is not None:
+            row.metric = metric
+            last = by_name[metric].last
+            if last is not None and last.value is not None:
+                row.period, row.used = last.label, last.value
+                if allocation.amount:
+                    row.share = (last.value / allocation.amount * 100).quantize(Decimal("0.1"))
+        rows.append(row)
+    return rows
+
+
+def _outcome_summary(outcomes: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:
+    """An evaluation in a few words, and the rules that fired (breached), with their effect."""
+    counts: dict[str, int] = {}
+    fired = []
+    for outcome in outcomes:
+        status = str(outcome.get("status"))
+        counts[status] = counts.get(status, 0) + 1
+        if status == "breach":
+            text = f"{outcome['rule_id']} ({outcome.get('action', '')}"
+            if outcome.get("mode") == "shadow":
+                text += ", shadow"
+            breaker = outcome.get("breaker") or {}
+            if "tripped" in breaker.get("signals", ()):
+                text += ", breaker tripped"
+            elif breaker.get("state"):
+                text += f", breaker {breaker['state']}"
+            fired.append(text + ")")
+    problems = [
+        f"{counts[s]} rule{'s' if counts[s] != 1 else ''} {word}"
+        for s, word in (("breach", "breached"), ("missing", "missing an input"), ("error", "not computable"))
+        if counts.get(s)
+    ]
+    summary = ", ".join(problems) if problems else f"all {counts.get('pass', 0)} rules pass"
+    return summary, fired
+
+
+def _acknowledged(state: str) -> str:
+    if state == "acknowledged":
+        return "Yes"
+    if state == "tripped":
+        return "No"
+    return "—"
+
+
+def _page_context(session: Session, request: Request, pilot: Pilot, actor: Actor) -> dict[str, Any]:
+    today = _today(request)
+    program = session.get(Program, pilot.program_id)
+    institution = session.get(Institution, pilot.institution_id)
+    assert program is not None and institution is not None
+    policy = _policy(session, program, today)
+    granted = pilot_service.granted_quotas(session, pilot)
+    frequency = evaluation_service.pilot_schedule(session, pilot).frequency
+    versions = latest_versions(session, pilot.id)
+    tripped = evaluation_repository.tripped_rules_by_period(session, pilot.id)
+    metrics, unfiled_optional = _metrics(pilot, policy, frequency, versions, tripped, granted)
+    quotas = _quotas(session, pilot, policy, metrics)
+    breakers, breakers_total = breaker_service.list_breakers(
+        session, actor=actor, pilot_id=pilot.id, states=None, offset=0, limit=MAX_BREAKERS
+    )
+    evaluations, evaluations_total = evaluation_service.list_evaluations(
+        session, pilot.id, actor=actor, period=None, offset=0, limit=RECENT_EVALUATIONS
+    )
+    filings, filings_total = filing_service.list_filings(session, pilot.id, actor=actor, offset=0, limit=RECENT_FILINGS)
+    events, events_total = risk_service.list_risk_events(
+        session, pilot.id, actor=actor, offset=0, limit=RECENT_RISK_EVENTS
+    )
+    return {
+        "pilot": pilot,
+        "program": program,
+        "institution": institution,
+        "policy": policy,
+        "frequency": frequency,
+        "quotas": quotas,
+        "metrics": metrics,
+        "unfiled_optional": unfiled_optional,
+        # Open breakers first: they are what keeps a pilot suspended.
+        "breakers": sorted(
+            ((b, _acknowledged(b.state)) for b, _ in breakers),
+            key=lambda row: (row[0].state not in ("tripped", "acknowledged"), row[0].rule_id),
+        ),
+        "breakers_total": breakers_total,
+        "evaluations": [(e, version, *_outcome_summary(e.outcomes)) for e, version in evaluations],
+        "evaluations_total": evaluations_total,
+        "filings": filings,
+        "filings_total": filings_total,
+        "risk_events": events,
+        "risk_events_total": events_total,
+        "risk_exemptions": risk_service.exemption_ids(session, events),
+        "commands": [c for c in COMMAND_BUTTONS if c in pilot_service.allowed_commands(pilot, actor)],
+        "command_buttons": COMMAND_BUTTONS,
+        "command_headings": COMMAND_HEADINGS,
+        "command_help": COMMAND_HELP,
+        "can_report": actor.role in REPORTERS and actor.institution_id == pilot.institution_id,
+        "kind_words": KIND_WORDS,
+        "operator_text": OPERATOR_TEXT,
+        "risk_kinds": list(RiskEventKind),
+        "today": today,
+    }
+
+
+def _risk_form(values: Mapping[str, str] | None = None) -> dict[str, Any]:
+    return {"values": dict(values or {}), "errors": {}}
+
+
+# -- form parsing ---------------------------------------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _field_errors(exc: ValidationError, labels: Mapping[str, str]) -> dict[str, str]:
+    """Pydantic's errors as one sentence per form field."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error.get("loc") else ""
+        label = labels.get(name, name)
+        kind = error.get("type", "")
+        if kind in ("missing", "string_too_short"):
+            text = f"{label} is required."
+        elif kind.startswith("date"):
+            text = f"{label} must be a date such as 2026-05-10."
+        elif name == "kind":
+            text = f"{label}: choose one of the listed kinds."
+        else:
+            message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+            text = f"{label}: {message}."
+        errors.setdefault(name, text)
+    return errors
+
+
+def _parse(model: type[M], data: Mapping[str, str], labels: Mapping[str, str]) -> M:
+    """A form's fields through the API's own request model (blank fields count as absent); a
+    refusal is an InvalidInput naming each field by its label."""
+    try:
+        return model.model_validate({k: v for k, v in data.items() if v.strip()})
+    except ValidationError as exc:
+        errors = _field_errors(exc, labels)
+        raise InvalidInput(
+            " ".join(errors.values()),
+            [{"loc": ["body", name], "msg": text} for name, text in errors.items()],
+        ) from None
+
+
+def _version(value: str) -> int | None:
+    return int(value) if value.strip().isdigit() else None
+
+
+# -- routes ---------------------------------------------------------------------------------------
+
+
+@router.get("/pilots", response_class=HTMLResponse)
+def pilots_page(
+    request: Request,
+    session: DbSession,
+    actor: RequiredWebActor,
+    state: Annotated[str, Query(max_length=20)] = "",
+    program: Annotated[str, Query(max_length=40)] = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    if state and state not in {s.value for s in PilotState}:
+        raise InvalidInput(f"unknown pilot state {state!r}; the states are {', '.join(s.value for s in PilotState)}")
+    offset = (page - 1) * PAGE_SIZE
+    pilots, total = pilot_service.list_pilots(
+        session, actor=actor, state=state or None, program=program or None, offset=offset, limit=PAGE_SIZE
+    )
+    labels = pilot_repository.listing_labels(session, pilots)
+    programs, _ = list_programs(session, 0, 200) if actor.is_bureau else ([], 0)
+    filters = {k: v for k, v in (("state", state), ("program", program)) if v}
+    context = {
+        "rows": [(p, labels.get(p.id, ("", "", "", ""))) for p in pilots],
+        "total": total,
+        "first": offset + 1 if pilots else 0,
+        "last": offset + len(pilots),
+        "page": page,
+        "previous_url": f"/pilots?{urlencode({**filters, 'page': page - 1})}" if page > 1 else None,
+        "next_url": f"/pilots?{urlencode({**filters, 'page': page + 1})}" if offset + len(pilots) < total else None,
+        "state": state,
+        "program": program,
+        "states": list(PilotState),
+        "programs": programs,
+    }
+    return render(request, "pilots/list.html", context, actor=actor, user=session.get(User, actor.user_id))
+
+
+@router.get("/pilots/{pilot_id}", response_class=HTMLResponse)
+def pilot_page(request: Request, pilot_id: str, session: DbSession, actor: RequiredWebActor) -> Response:
+    pilot = pilot_service.get_pilot(session, _pilot_id(pilot_id), actor=actor)
+    context = _page_context(session, request, pilot, actor)
+    context["risk_form"] = _risk_form({"occurred_on": context["today"].isoformat()})
+    return render(request, "pilots/pilot.html", context, actor=actor, user=session.get(User, actor.user_id))
+
+
+def _risk_page(
+    request: Request, session: Session, pilot: Pilot, actor: Actor, form: dict[str, Any], status_code: int = 200
+) -> Response:
+    program = session.get(Program, pilot.program_id)
+    context = {
+        "pilot": pilot,
+        "program": program,
+        "risk_form": form,
+        "risk_kinds": list(RiskEventKind),
+        "today": _today(request),
+    }
+    return render(
+        request,
+        "pilots/risk_event_new.html",
+        context,
+        actor=actor,
+        user=session.get(User, actor.user_id),
+        status_code=status_code,
+    )
+
+
+@router.get("/pilots/{pilot_id}/risk-events/new", response_class=HTMLResponse)
+def new_risk_event_page(request: Request, pilot_id: str, session: DbSession, actor: RequiredWebActor) -> Response:
+    pilot = pilot_service.get_pilot(session, _pilot_id(pilot_id), actor=actor)
+    actor.require(*REPORTERS, doing="report a risk event")
+    return _risk_page(request, session, pilot, actor, _risk_form({"occurred_on": _today(request).isoformat()}))
+
+
+@router.post("/pilots/{pilot_id}/risk-events", response_class=HTMLResponse)
+def report_risk_event(
+    request: Request,
+    pilot_id: str,
+    session: DbSession,
+    actor: RequiredWebActor,
+    csrf_token: Annotated[str, Form()] = "",
+    kind: Annotated[str, Form(max_length=40)] = "",
+    occurred_on: Annotated[str, Form(max_length=40)] = "",
+    amount: Annotated[str, Form(max_length=80)] = "",
+    description: Annotated[str, Form(max_length=10_000)] = "",
+) -> Response:
+    """A refused form is shown again on its own page (``/pilots/{id}/risk-events/new``'s form) with
+    each field's error and the values typed, status 422."""
+    auth.check_csrf(request, csrf_token)
+    pilot = pilot_service.get_pilot(session, _pilot_id(pilot_id), actor=actor)
+    # Who may report is checked first, so a user who may not gets the refusal, not field errors.
+    actor.require(*REPORTERS, doing="report a risk event")
+    typed = {"kind": kind, "occurred_on": occurred_on, "amount": amount, "description": description}
+    try:
+        body = _parse(RiskEventCreate, typed, RISK_FIELDS)
+        event, assessed = risk_service.report_risk_event(
+            session,
+            pilot.id,
+            kind=body.kind,
+            occurred_on=body.occurred_on,
+            amount=body.amount,
+            description=body.description,
+            actor=actor,
+            at=_now(request),
+            calendars=request.app.state.calendars,
+        )
+    except InvalidInput as exc:
+        session.rollback()
+        errors = {str(e["loc"][-1]): str(e["msg"]) for e in exc.extra.get("errors", []) if e.get("loc")} or {
+            "": exc.detail
+        }
+        errors = {
+            name: text if text.endswith(".") or name not in RISK_FIELDS else f"{RISK_FIELDS[name]}: {text}."
+            for name, text in errors.items()
+        }
+        pilot = pilot_service.get_pilot(session, pilot.id, actor=actor)
+        return _risk_page(request, session, pilot, actor, {"values": typed, "errors": errors}, status_code=422)
+    notice = f"Risk event reported ({event.kind.replace('_', ' ')} on {event.occurred_on.isoformat()})."
+    if assessed:
+        findings = "; ".join(FINDINGS.get(e.finding, e.finding) for e in assessed)
+        notice += f" The loss was assessed for a due-diligence exemption ({findings}); a supervisor decides it. See Exemptions."
+    elif event.amount is not None and event.amount > 0:
+        notice += " No exemption assessment was started: the program's policy has no due-diligence criteria."
+    return redirect(request, f"/pilots/{pilot.id}", notice=notice)
+
+
+@router.post("/pilots/{pilot_id}/{command}")
+def pilot_command(
+    request: Request,
+    pilot_id: str,
+    command: str,
+    session: DbSession,
+    actor: RequiredWebActor,
+    csrf_token: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form(max_length=10_000)] = "",
+    end_on: Annotated[str, Form(max_length=40)] = "",
+    version: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Suspend, resume, extend, complete, terminate or withdraw, through the pilot service; a
+    refusal goes back to the page with the service's reason (WebRoute)."""
+    auth.check_csrf(request, csrf_token)
+    target = _pilot_id(pilot_id)
+    expected = _version(version)
+    now = _now(request)
+    if command == "extend":
+        extend = _parse(ExtendBody, {"end_on": end_on, "reason": reason}, COMMAND_FIELDS)
+        pilot = pilot_service.extend(
+            session, target, end_on=extend.end_on, reason=extend.reason, actor=actor, at=now, expected_version=expected
+        )
+        notice = f"Pilot extended to {pilot.end_on.isoformat()}."
+    else:
+        if command not in COMMAND_NOTICES:
+            raise NotFound(f"unknown pilot command {command!r}")
+        model: type[ReasonBody] | type[OptionalReasonBody] = OptionalReasonBody if command == "complete" else ReasonBody
+        body = _parse(model, {"reason": reason}, COMMAND_FIELDS)
+        pilot = pilot_service.run_command(
+            session, target, command, reason=body.reason, actor=actor, at=now, expected_version=expected
+        )
+        notice = COMMAND_NOTICES[command]
+    return redirect(request, f"/pilots/{pilot.id}", notice=notice)
+
+
+__all__ = ["RuleLevel", "RuleNote", "router", "rule_level"]

@@ -1,0 +1,141 @@
+"""The jobs people do in the browser, on the demo data: review and approve with two people, upload
+a good and a bad spreadsheet, see a breaker trip after a filing and acknowledge it, read a pilot's
+charts. Each test runs on its own copy of the demo database."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from sandbox.models import Application, Breaker, Filing, Institution, Pilot, Program
+from tests.browser.conftest import Site, sign_in, sign_out
+
+# Bank B's M&A pilot never filed October 2026 (the demo's story): the period the uploads fill.
+WIDE_HEADER = "pilot,period,exposure_outstanding,new_lending_amount,deals_count,ltv_max_new,term_max_new_years,npl_ratio,overdue90_ratio,top1_share"
+
+
+def _pilot(site: Site, institution: str, program: str) -> Pilot:
+    with site.database.unit_of_work() as session:
+        return session.scalars(
+            select(Pilot)
+            .join(Institution, Institution.id == Pilot.institution_id)
+            .join(Program, Program.id == Pilot.program_id)
+            .where(Institution.code == institution, Program.code == program)
+        ).one()
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_an_application_is_reviewed_and_approved_by_two_people(page: Any, site: Site) -> None:
+    # Bank B's carbon-loan application waits for a reviewer.
+    sign_in(page, "reviewer@bureau.example")
+    queue = page.get_by_role("region", name=re.compile("Applications to review"))
+    queue.get_by_role("link", name=re.compile("CEA pledge loans")).first.click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("CEA pledge loans")
+    expect(page.get_by_text("Bank B")).not_to_have_count(0)
+    page.get_by_role("button", name="Start review").click()
+    expect(page.get_by_role("status")).to_be_visible()
+    page.get_by_label("Recommendation").select_option("approve")
+    page.get_by_label("Reason").first.fill("Collateral registry access verified; controls adequate.")
+    page.get_by_role("button", name="Recommend").click()
+    expect(page.get_by_role("status")).to_be_visible()
+    expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    site.shot(page, "application-recommended")
+    application_url = page.url
+    sign_out(page)
+
+    sign_in(page, "approver@bureau.example")
+    page.goto(application_url)
+    page.get_by_role("button", name="Approve").click()
+    expect(page.get_by_role("status")).to_contain_text("approved")
+    site.shot(page, "application-approved")
+    with site.database.unit_of_work() as session:
+        approved = session.get(Application, __import__("uuid").UUID(application_url.rsplit("/", 1)[1]))
+        assert approved is not None and approved.state == "approved"
+
+
+def test_a_bad_spreadsheet_shows_every_row_error_and_a_good_one_is_recorded(
+    page: Any, site: Site, tmp_path: Path
+) -> None:
+    pilot = _pilot(site, "BANK-B", "SH-TECH-MA")
+    sign_in(page, "filer@bank-b.example")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Upload filings").click()
+    bad = _write(
+        tmp_path,
+        "bad.csv",
+        f"{WIDE_HEADER}\n"
+        f"{pilot.reference},2026-10,9300000000,1e400,11,0.70,7,abc,0.006,0.11\n"
+        f"NO-SUCH-PILOT,2026-10,9300000000,440000000,11,0.70,7,0.012,0.006,0.11\n",
+    )
+    page.get_by_label("Spreadsheet (CSV or XLSX)").set_input_files(str(bad))
+    page.get_by_role("button", name="Upload").click()
+    problems = page.get_by_role("table", name="Problems in the file")
+    expect(problems).to_be_visible()
+    expect(problems).to_contain_text("abc")
+    expect(problems).to_contain_text("NO-SUCH-PILOT")
+    site.shot(page, "upload-refused")
+    with site.database.unit_of_work() as session:
+        assert session.scalars(select(Filing).where(Filing.pilot_id == pilot.id, Filing.period == "2026-10")).first() is None
+
+    good = _write(
+        tmp_path,
+        "good.csv",
+        f"{WIDE_HEADER}\n{pilot.reference},2026-10,9300000000,440000000,11,0.70,7,0.012,0.006,0.11\n",
+    )
+    page.get_by_label("Spreadsheet (CSV or XLSX)").set_input_files(str(good))
+    page.get_by_role("button", name="Upload").click()
+    expect(page.get_by_role("status")).to_contain_text("1 filing")
+    site.shot(page, "upload-accepted")
+    with site.database.unit_of_work() as session:
+        assert session.scalars(select(Filing).where(Filing.pilot_id == pilot.id, Filing.period == "2026-10")).one()
+
+
+def test_a_filing_trips_a_breaker_that_a_supervisor_acknowledges(page: Any, site: Site, tmp_path: Path) -> None:
+    pilot = _pilot(site, "BANK-B", "SH-TECH-MA")
+    sign_in(page, "filer@bank-b.example")
+    page.goto("/filings/upload")
+    breach = _write(
+        tmp_path,
+        "breach.csv",
+        f"{WIDE_HEADER}\n{pilot.reference},2026-10,9300000000,440000000,11,0.85,7,0.012,0.006,0.11\n",
+    )
+    page.get_by_label("Spreadsheet (CSV or XLSX)").set_input_files(str(breach))
+    page.get_by_role("button", name="Upload").click()
+    expect(page.get_by_role("status")).to_be_visible()
+    sign_out(page)
+
+    sign_in(page, "supervisor@bureau.example")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Breaker board").click()
+    row = page.get_by_role("row").filter(has_text=pilot.reference).filter(has_text="ltv-limit")
+    expect(row).to_contain_text("tripped")
+    site.shot(page, "breaker-board")
+    row.get_by_role("link").first.click()
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page.get_by_role("status")).to_contain_text("acknowledged")
+    site.shot(page, "breaker-acknowledged")
+    with site.database.unit_of_work() as session:
+        breaker = session.scalars(
+            select(Breaker).where(Breaker.pilot_id == pilot.id, Breaker.rule_id == "ltv-limit")
+        ).one()
+        assert breaker.state == "acknowledged"
+
+
+def test_the_pilot_page_plots_each_metric_against_its_thresholds(page: Any, site: Site) -> None:
+    pilot = _pilot(site, "BANK-A", "SH-TECH-MA")
+    sign_in(page, "supervisor@bureau.example")
+    page.goto(f"/pilots/{pilot.id}")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(pilot.reference)
+    charts = page.locator("svg[role=img]")
+    expect(charts.first).to_be_visible()
+    assert charts.count() >= 5
+    npl = page.get_by_role("img", name=re.compile("npl_ratio"))
+    expect(npl).to_be_visible()
+    site.shot(page, "pilot-charts")
