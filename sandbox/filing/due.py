@@ -133,13 +133,13 @@ def due_filings(
     *,
     actor: Actor,
     as_of: date,
-    calendars: Mapping[str, WorkingCalendar] | None = None,
+    calendars: Mapping[str, WorkingCalendar],
     pilot_id: uuid.UUID | None = None,
 ) -> list[DueFiling]:
     """Every unfiled period due or overdue on ``as_of`` of the active and suspended pilots the actor
     may see (an institution's users: their own; the bureau: all), overdue first. ``calendars`` are
-    the installed working-day calendars (``app.state.calendars``); without one, deadlines are
-    counted on weekdays and marked estimated. ``pilot_id`` narrows the list to one pilot (404 for a
+    the installed working-day calendars (``app.state.calendars``); for a pilot whose calendar is
+    not installed, deadlines are counted on weekdays and marked estimated. ``pilot_id`` narrows the list to one pilot (404 for a
     pilot the actor may not see)."""
     if pilot_id is not None:
         get_pilot(session, pilot_id, actor=actor)
@@ -147,7 +147,7 @@ def due_filings(
     rows = repository.filing_pilots(session, institution_id=institution_id, states=FILING_STATES, pilot_id=pilot_id)
     found: list[DueFiling] = []
     for pilot, institution in rows:
-        found.extend(_pilot_due(session, pilot, institution, as_of=as_of, calendars=calendars or {}))
+        found.extend(_pilot_due(session, pilot, institution, as_of=as_of, calendars=calendars))
     return sorted(found, key=_order)
 
 
@@ -156,7 +156,7 @@ def overdue_filings(
     *,
     actor: Actor,
     as_of: date,
-    calendars: Mapping[str, WorkingCalendar] | None = None,
+    calendars: Mapping[str, WorkingCalendar],
     pilot_id: uuid.UUID | None = None,
 ) -> list[DueFiling]:
     """Only the overdue periods of ``due_filings``, the most overdue first (the bureau's queue)."""
@@ -184,7 +184,7 @@ def submitters(session: Session, versions: Sequence[FilingVersion]) -> dict[uuid
 
 
 def upload_template(
-    session: Session, *, actor: Actor, as_of: date, calendars: Mapping[str, WorkingCalendar] | None = None
+    session: Session, *, actor: Actor, as_of: date, calendars: Mapping[str, WorkingCalendar]
 ) -> list[dict[str, str]]:
     """Rows of a long-format upload (``TEMPLATE_COLUMNS``) with the values left empty: one row per
     metric of the program's catalogue, by name, for each period the actor's institution can file

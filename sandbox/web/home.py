@@ -8,10 +8,8 @@ bureau's queue when its state has a command that a bureau role gives).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,7 +21,9 @@ from sandbox.api.deps import DbSession
 from sandbox.application import repository as application_repository
 from sandbox.application import service as application_service
 from sandbox.breaker import service as breaker_service
+from sandbox.clock import Clock, bureau_date
 from sandbox.exemption import service as exemption_service
+from sandbox.filing.due import overdue_filings
 from sandbox.models import Application, ApplicationState, BreakerState, Role, User
 from sandbox.pilot import repository as pilot_repository
 from sandbox.pilot.service import list_pilots
@@ -86,25 +86,6 @@ def next_step(application: Application, recommender: str | None) -> NextStep:
 
 
 @dataclass(frozen=True)
-class OverdueFiling:
-    """A pilot-period whose filing is past its due date and not received."""
-
-    pilot_id: uuid.UUID
-    pilot_reference: str
-    institution_code: str
-    period: str
-    due_on: date
-    days_late: int
-
-
-def overdue_filings_queue(session: Session, actor: Actor) -> list[OverdueFiling]:
-    """Filings past their due date, for the bureau's queue."""
-    # TODO: the filings helper provides the real query (periods past their due date with no
-    # filing, from the pilot schedule and calendar); the lead wires it here.
-    return []
-
-
-@dataclass(frozen=True)
 class Queue:
     rows: Sequence[Any]
     total: int
@@ -114,7 +95,7 @@ class Queue:
         return len(self.rows)
 
 
-def _bureau_context(session: Session, actor: Actor) -> dict[str, Any]:
+def _bureau_context(session: Session, actor: Actor, request: Request) -> dict[str, Any]:
     applications, _ = application_repository.queue_page(session, states=BUREAU_STEP_STATES, offset=0, limit=QUEUE_CAP)
     counts = application_repository.count_by_state(session, states=BUREAU_STEP_STATES)
     recommenders = application_repository.people(session, [a.recommended_by_id for a in applications])
@@ -143,7 +124,10 @@ def _bureau_context(session: Session, actor: Actor) -> dict[str, Any]:
     exemptions, exemptions_total = exemption_service.list_exemptions(
         session, actor=actor, states=sorted(exemption_service.UNDECIDED), pilot_id=None, offset=0, limit=QUEUE_CAP
     )
-    overdue = overdue_filings_queue(session, actor)
+    clock: Clock = request.app.state.clock
+    overdue = overdue_filings(
+        session, actor=actor, as_of=bureau_date(clock.now()), calendars=request.app.state.calendars
+    )
     return {
         "applications": Queue(application_rows, sum(counts.values())),
         "application_labels": application_repository.labels(session, applications),
@@ -177,7 +161,7 @@ def home(request: Request, session: DbSession, actor: RequiredWebActor) -> Respo
     user = session.get(User, actor.user_id) if actor.user_id is not None else None
     context: dict[str, Any] = {"cap": QUEUE_CAP, "role_labels": ROLE_LABELS, "step_states": BUREAU_STEP_STATES}
     if actor.is_bureau:
-        context.update(_bureau_context(session, actor))
+        context.update(_bureau_context(session, actor, request))
     elif actor.is_institution:
         context.update(_institution_context(session, actor))
     return render(request, "home.html", context, actor=actor, user=user)

@@ -207,7 +207,7 @@ def test_pilots_that_take_no_filings_are_not_listed(live: Live) -> None:
 
 def test_without_the_calendar_deadlines_are_counted_on_weekdays_and_marked_estimated(live: Live) -> None:
     with live.database.sessions() as session:
-        found = due_filings(session, actor=live.world.filer_a.actor, as_of=date(2026, 2, 10))
+        found = due_filings(session, actor=live.world.filer_a.actor, as_of=date(2026, 2, 10), calendars={})
     assert [(f.period.label, f.due_estimated) for f in found] == [("2026-02", True)]
     assert found[0].due_on == date(2026, 3, 13)  # no holiday in between: the same day as the calendar's
 

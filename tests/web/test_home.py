@@ -7,7 +7,10 @@ import re
 from collections.abc import Callable
 
 from sandbox.clock import FixedClock
+from sandbox.config import Settings
 from sandbox.db import Database
+from sandbox.web.auth import COOKIE_NAME, encode_session, new_session
+from tests.filing.conftest import start_live
 from tests.risk.test_risk_events_api import Live, at, go_live
 from tests.support import NOW, Login
 from tests.web.conftest import Browser
@@ -147,6 +150,25 @@ def test_the_supervisor_sees_tripped_breakers_and_exemptions_to_decide(
 def test_overdue_filings_have_their_section_and_link(world: World, browser: BrowserFor) -> None:
     queue = section(browser(world.approver).get("/").text, "Overdue filings")
     assert "No filing is overdue." in queue and '<a href="/filings">All filings</a>' in queue
+
+
+def test_the_overdue_queue_lists_periods_past_their_due_date_most_overdue_first(
+    world: World, clock: FixedClock, database: Database, settings: Settings, browser: BrowserFor
+) -> None:
+    live = start_live(world, clock, database)  # an active BANK-A pilot from 2026-02; clock 2026-11-20
+    page = browser(None)
+    page.client.cookies.set(
+        COOKIE_NAME, encode_session(settings, new_session(world.supervisor.user.id, now=live.clock.now()))
+    )
+    queue = section(page.get("/").text, "Overdue filings")
+    reference = live.pilot["reference"]
+    # Nothing filed since the pilot began in February: nine periods overdue by 2026-11-20, the oldest first.
+    assert 'Overdue filings <span class="count">(9)</span>' in queue
+    rows = re.findall(r"<tr>.*?</tr>", queue, re.S)[1:]
+    assert [re.search(r"<td>(\d{4}-\d{2})</td>", row).group(1) for row in rows] == [  # type: ignore[union-attr]
+        f"2026-{month:02d}" for month in range(2, 11)
+    ]
+    assert all(reference in row for row in rows)
 
 
 def test_an_institution_sees_its_pilots_and_the_bureaus_questions_only(world: World, browser: BrowserFor) -> None:
