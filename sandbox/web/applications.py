@@ -34,14 +34,14 @@ from sandbox.application.schemas import (
 )
 from sandbox.clock import bureau_date
 from sandbox.errors import InvalidInput, SandboxError
-from sandbox.models import ApplicationState, Program, Role, User
+from sandbox.models import ApplicationState, Program, Role
 from sandbox.program import service as program_service
 from sandbox.rules.limits import check_dates, check_requested_quotas, check_requested_scope
 from sandbox.rules.numbers import parse_exact
 from sandbox.rules.policy import PolicyDocument, Quota
 from sandbox.web import auth
 from sandbox.web.auth import RequiredWebActor
-from sandbox.web.page import ROLE_LABELS, WebRoute, redirect, render
+from sandbox.web.page import ROLE_LABELS, FormVersion, WebRoute, parse_form, redirect, render
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
@@ -97,10 +97,6 @@ async def posted_form(request: Request) -> FormData:
 PostedForm = Annotated[FormData, Depends(posted_form)]
 
 
-def _user(session: Session, actor: Actor) -> User | None:
-    return session.get(User, actor.user_id) if actor.user_id is not None else None
-
-
 def may_create(actor: Actor) -> bool:
     """Who may draft an application: the roles that may edit a draft (the service's table)."""
     return actor.role in service.COMMAND_ROLES["edit"]
@@ -135,7 +131,7 @@ def list_page(
         "states": list(ApplicationState),
         "may_create": may_create(actor),
     }
-    return render(request, "applications/list.html", context, actor=actor, user=_user(session, actor))
+    return render(request, "applications/list.html", context, actor=actor)
 
 
 # --- a new draft --------------------------------------------------------------------------------
@@ -232,9 +228,7 @@ def _new_page(
     status_code: int = 200,
 ) -> Response:
     context = {"programs": programs, "fields": fields, "form": form, "labels": FIELD_LABELS, "summary": _summary(form)}
-    return render(
-        request, "applications/new.html", context, actor=actor, user=_user(session, actor), status_code=status_code
-    )
+    return render(request, "applications/new.html", context, actor=actor, status_code=status_code)
 
 
 @router.get("/applications/new", response_class=HTMLResponse)
@@ -383,40 +377,13 @@ def application_page(
         "scope": sorted(application.requested_scope.items()),
         "role_labels": ROLE_LABELS,
     }
-    return render(request, "applications/detail.html", context, actor=actor, user=_user(session, actor))
+    return render(request, "applications/detail.html", context, actor=actor)
 
 
 def _page_of(application_id: uuid.UUID) -> str:
     return f"/applications/{application_id}"
 
 
-def _expected(version: str) -> int | None:
-    """The version the form was rendered with (None: the form did not say, no check)."""
-    text = version.strip()
-    if not text:
-        return None
-    if not text.isdigit() or len(text) > 12:
-        raise InvalidInput("the form's version is not valid; reload the page and try again")
-    return int(text)
-
-
-def _parse(model: type[B], data: dict[str, Any]) -> B:
-    """A command's body from its form, refused with the form's own labels."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = [str(p) for p in error["loc"]]
-            name = COMMAND_FIELD_LABELS.get(loc[0], loc[0]) if loc else ""
-            if len(loc) > 1:
-                name = f"{name} ({' '.join(loc[1:]).replace('_', ' ')})"
-            text = "required" if error["type"] in ("missing", "string_too_short") else error["msg"]
-            problems.append(f"{name}: {text.removeprefix('Value error, ')}")
-        raise InvalidInput("The form is not complete: " + "; ".join(problems)) from None
-
-
-Version = Annotated[str, Form()]
 Csrf = Annotated[str, Form()]
 Text = Annotated[str, Form()]
 
@@ -429,10 +396,10 @@ def submit(
     actor: RequiredWebActor,
     now: Now,
     csrf_token: Csrf = "",
-    version: Version = "",
+    version: FormVersion = None,
 ) -> Response:
     auth.check_csrf(request, csrf_token)
-    application = service.submit(session, application_id, actor=actor, at=now, expected_version=_expected(version))
+    application = service.submit(session, application_id, actor=actor, at=now, expected_version=version)
     checked = (application.eligibility or {}).get("policy_version", "")
     notice = f"Application submitted; eligibility checked against policy version {checked}."
     return redirect(request, _page_of(application.id), notice=notice)
@@ -446,12 +413,10 @@ def start_review(
     actor: RequiredWebActor,
     now: Now,
     csrf_token: Csrf = "",
-    version: Version = "",
+    version: FormVersion = None,
 ) -> Response:
     auth.check_csrf(request, csrf_token)
-    application = service.start_review(
-        session, application_id, actor=actor, at=now, expected_version=_expected(version)
-    )
+    application = service.start_review(session, application_id, actor=actor, at=now, expected_version=version)
     return redirect(request, _page_of(application.id), notice="Review started.")
 
 
@@ -463,13 +428,13 @@ def request_info(
     actor: RequiredWebActor,
     now: Now,
     csrf_token: Csrf = "",
-    version: Version = "",
+    version: FormVersion = None,
     message: Text = "",
 ) -> Response:
     auth.check_csrf(request, csrf_token)
-    body = _parse(MessageCreate, {"message": message})
+    body = parse_form(MessageCreate, {"message": message}, COMMAND_FIELD_LABELS)
     application = service.request_info(
-        session, application_id, body.message, actor=actor, at=now, expected_version=_expected(version)
+        session, application_id, body.message, actor=actor, at=now, expected_version=version
     )
     return redirect(request, _page_of(application.id), notice="Questions sent to the institution.")
 
@@ -482,14 +447,12 @@ def respond(
     actor: RequiredWebActor,
     now: Now,
     csrf_token: Csrf = "",
-    version: Version = "",
+    version: FormVersion = None,
     message: Text = "",
 ) -> Response:
     auth.check_csrf(request, csrf_token)
-    body = _parse(MessageCreate, {"message": message})
-    application = service.respond(
-        session, application_id, body.message, actor=actor, at=now, expected_version=_expected(version)
-    )
+    body = parse_form(MessageCreate, {"message": message}, COMMAND_FIELD_LABELS)
+    application = service.respond(session, application_id, body.message, actor=actor, at=now, expected_version=version)
     return redirect(request, _page_of(application.id), notice="Response sent to the bureau; the review continues.")
 
 
@@ -501,12 +464,12 @@ def recommend(
     actor: RequiredWebActor,
     now: Now,
     csrf_token: Csrf = "",
-    version: Version = "",
+    version: FormVersion = None,
     recommendation: Text = "",
     reason: Text = "",
 ) -> Response:
     auth.check_csrf(request, csrf_token)
-    body = _parse(RecommendBody, {"recommendation": recommendation, "reason": reason})
+    body = parse_form(RecommendBody, {"recommendation": recommendation, "reason": reason}, COMMAND_FIELD_LABELS)
     application = service.recommend(
         session,
         application_id,
@@ -514,7 +477,7 @@ def recommend(
         body.reason,
         actor=actor,
         at=now,
-        expected_version=_expected(version),
+        expected_version=version,
     )
     notice = f"Recommendation recorded: {body.recommendation}. Another approver takes the decision."
     return redirect(request, _page_of(application.id), notice=notice)
@@ -536,7 +499,7 @@ def _approve_body(form: FormData, conditions: str, reason: str) -> ApproveBody:
         "conditions": [line.strip() for line in conditions.splitlines() if line.strip()],
         "reason": reason.strip() or None,
     }
-    return _parse(ApproveBody, data)
+    return parse_form(ApproveBody, data, COMMAND_FIELD_LABELS)
 
 
 @router.post("/applications/{application_id}/approve")
@@ -548,15 +511,13 @@ def approve(
     now: Now,
     form: PostedForm,
     csrf_token: Csrf = "",
-    version: Version = "",
+    version: FormVersion = None,
     conditions: Text = "",
     reason: Text = "",
 ) -> Response:
     auth.check_csrf(request, csrf_token)
     body = _approve_body(form, conditions, reason)
-    application, pilot = service.approve(
-        session, application_id, body, actor=actor, at=now, expected_version=_expected(version)
-    )
+    application, pilot = service.approve(session, application_id, body, actor=actor, at=now, expected_version=version)
     notice = f"Application approved; pilot {pilot.reference} created."
     return redirect(request, _page_of(application.id), notice=notice)
 
@@ -569,14 +530,12 @@ def reject(
     actor: RequiredWebActor,
     now: Now,
     csrf_token: Csrf = "",
-    version: Version = "",
+    version: FormVersion = None,
     reason: Text = "",
 ) -> Response:
     auth.check_csrf(request, csrf_token)
-    body = _parse(ReasonBody, {"reason": reason})
-    application = service.reject(
-        session, application_id, body.reason, actor=actor, at=now, expected_version=_expected(version)
-    )
+    body = parse_form(ReasonBody, {"reason": reason}, COMMAND_FIELD_LABELS)
+    application = service.reject(session, application_id, body.reason, actor=actor, at=now, expected_version=version)
     return redirect(request, _page_of(application.id), notice="Application rejected.")
 
 
@@ -588,14 +547,12 @@ def withdraw(
     actor: RequiredWebActor,
     now: Now,
     csrf_token: Csrf = "",
-    version: Version = "",
+    version: FormVersion = None,
     reason: Text = "",
 ) -> Response:
     auth.check_csrf(request, csrf_token)
-    body = _parse(ReasonBody, {"reason": reason})
-    application = service.withdraw(
-        session, application_id, body.reason, actor=actor, at=now, expected_version=_expected(version)
-    )
+    body = parse_form(ReasonBody, {"reason": reason}, COMMAND_FIELD_LABELS)
+    application = service.withdraw(session, application_id, body.reason, actor=actor, at=now, expected_version=version)
     return redirect(request, _page_of(application.id), notice="Application withdrawn.")
 
 
@@ -610,7 +567,7 @@ def post_message(
     message: Text = "",
 ) -> Response:
     auth.check_csrf(request, csrf_token)
-    body = _parse(MessageCreate, {"message": message})
+    body = parse_form(MessageCreate, {"message": message}, COMMAND_FIELD_LABELS)
     service.post_message(session, application_id, body.message, actor=actor, at=now)
     return redirect(request, _page_of(application_id), notice="Message sent.")
 

@@ -18,7 +18,7 @@ from sandbox.api.deps import DbSession
 from sandbox.audit import repository
 from sandbox.audit.verify import verify_chain
 from sandbox.errors import InvalidInput, PermissionDenied
-from sandbox.models import AuditEntry, User
+from sandbox.models import AuditEntry
 from sandbox.web import auth
 from sandbox.web.auth import RequiredWebActor
 from sandbox.web.page import WebRoute, redirect, render
@@ -158,7 +158,7 @@ def audit_trail(
         "paged": before is not None,
         "hash_shown": HASH_SHOWN,
     }
-    return render(request, "audit/trail.html", context, actor=actor, user=session.get(User, actor.user_id))
+    return render(request, "audit/trail.html", context, actor=actor)
 
 
 @router.post("/audit/verify")

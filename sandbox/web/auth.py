@@ -169,6 +169,7 @@ def signed_in_user(request: Request, db: DbSession) -> User | None:
     user = db.get(User, session.user_id)
     if user is None or not user.is_active:
         return None
+    request.state.web_user = user  # the layout shows who is signed in
     return user
 
 

@@ -11,22 +11,20 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, ValidationError
 
 from sandbox.api.deps import DbSession, Now
 from sandbox.breaker import repository, service
 from sandbox.breaker.repository import PilotLabel
 from sandbox.breaker.schemas import AcknowledgeBody, ResetBody
 from sandbox.errors import InvalidInput
-from sandbox.models import Breaker, BreakerState, Evaluation, PolicyVersion, User
+from sandbox.models import Breaker, BreakerState, Evaluation, PolicyVersion
 from sandbox.pilot.service import get_pilot
 from sandbox.program.service import get_program, list_programs, policy_document
 from sandbox.rules.engine import compile_policy
 from sandbox.web import auth
 from sandbox.web.auth import RequiredWebActor
-from sandbox.web.page import WebRoute, redirect, render
+from sandbox.web.page import FormVersion, WebRoute, parse_form, redirect, render
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
@@ -47,14 +45,6 @@ OPEN = frozenset({BreakerState.tripped.value, BreakerState.acknowledged.value})
 STATES = [s.value for s in BreakerState]
 NOTICES = {"acknowledge": "Breaker acknowledged.", "reset": "Breaker reset; it is now on probation."}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def valid_form(model: type[BaseModel], **fields: Any) -> Any:
-    """The form's fields checked by the API's own request schema; a refusal is a form error."""
-    try:
-        return model(**fields)
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors()) from None
 
 
 @dataclass(frozen=True)
@@ -221,7 +211,7 @@ def board(
         "query_prefix": urlencode(query) + "&" if query else "",
         "count_prefix": urlencode(others) + "&" if others else "",
     }
-    return render(request, "breakers/board.html", context, actor=actor, user=session.get(User, actor.user_id))
+    return render(request, "breakers/board.html", context, actor=actor)
 
 
 @router.get("/breakers/{breaker_id}", response_class=HTMLResponse)
@@ -243,7 +233,7 @@ def breaker_page(request: Request, breaker_id: uuid.UUID, session: DbSession, ac
         "commands": service.allowed_commands(breaker, actor),
         "audit_url": f"/audit?object_type=breaker&object_id={breaker.id}",
     }
-    return render(request, "breakers/detail.html", context, actor=actor, user=session.get(User, actor.user_id))
+    return render(request, "breakers/detail.html", context, actor=actor)
 
 
 def _outcome_for(evaluation: Evaluation | None, rule_id: str) -> dict[str, Any] | None:
@@ -261,10 +251,10 @@ def acknowledge(
     now: Now,
     csrf_token: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
-    version: Annotated[int | None, Form()] = None,
+    version: FormVersion = None,
 ) -> Response:
     auth.check_csrf(request, csrf_token)
-    body = valid_form(AcknowledgeBody, note=note if note.strip() else None)
+    body = parse_form(AcknowledgeBody, {"note": note if note.strip() else None})
     service.acknowledge(session, breaker_id, body.note, actor=actor, at=now, expected_version=version)
     return redirect(request, f"/breakers/{breaker_id}", notice=NOTICES["acknowledge"])
 
@@ -278,9 +268,9 @@ def reset(
     now: Now,
     csrf_token: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
-    version: Annotated[int | None, Form()] = None,
+    version: FormVersion = None,
 ) -> Response:
     auth.check_csrf(request, csrf_token)
-    body = valid_form(ResetBody, reason=reason)
+    body = parse_form(ResetBody, {"reason": reason})
     service.reset(session, breaker_id, body.reason, actor=actor, at=now, expected_version=version)
     return redirect(request, f"/breakers/{breaker_id}", notice=NOTICES["reset"])

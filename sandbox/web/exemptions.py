@@ -25,8 +25,7 @@ from sandbox.pilot.service import get_pilot, list_pilots
 from sandbox.risk.service import list_risk_events
 from sandbox.web import auth
 from sandbox.web.auth import RequiredWebActor
-from sandbox.web.breakers import valid_form
-from sandbox.web.page import WebRoute, redirect, render
+from sandbox.web.page import FormVersion, WebRoute, parse_form, redirect, render
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
@@ -284,7 +283,7 @@ def exemptions_list(
         "may_claim": _may_claim(actor),
         "triggers": TRIGGERS,
     }
-    return render(request, "exemptions/list.html", context, actor=actor, user=session.get(User, actor.user_id))
+    return render(request, "exemptions/list.html", context, actor=actor)
 
 
 # -- the claim form (before /exemptions/{id}, whose path would swallow "new") ----------------------
@@ -315,7 +314,6 @@ def _claim_page(
         "exemptions/new.html",
         context,
         actor=actor,
-        user=session.get(User, actor.user_id),
         status_code=status_code,
     )
 
@@ -332,9 +330,7 @@ def claim_form(
     if pilot is None:
         pilots, _ = list_pilots(session, actor=actor, state=None, program=None, offset=0, limit=200)
         context = {"pilots": pilots}
-        return render(
-            request, "exemptions/choose_pilot.html", context, actor=actor, user=session.get(User, actor.user_id)
-        )
+        return render(request, "exemptions/choose_pilot.html", context, actor=actor)
     the_pilot = get_pilot(session, pilot, actor=actor)
     values = {"risk_event_id": str(risk_event) if risk_event else "", "statement": ""}
     return _claim_page(request, session, actor, the_pilot, values=values)
@@ -438,7 +434,7 @@ def exemption_page(request: Request, exemption_id: uuid.UUID, session: DbSession
         "min_reason": service.MIN_REASON_AGAINST_FINDING,
         "audit_url": f"/audit?object_type=exemption&object_id={exemption.id}",
     }
-    return render(request, "exemptions/detail.html", context, actor=actor, user=session.get(User, actor.user_id))
+    return render(request, "exemptions/detail.html", context, actor=actor)
 
 
 @router.post("/exemptions/{exemption_id}/decide")
@@ -451,10 +447,10 @@ def decide(
     csrf_token: Annotated[str, Form()] = "",
     decision: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
-    version: Annotated[int | None, Form()] = None,
+    version: FormVersion = None,
 ) -> Response:
     auth.check_csrf(request, csrf_token)
-    body = valid_form(DecideBody, decision=decision, reason=reason)
+    body = parse_form(DecideBody, {"decision": decision, "reason": reason})
     exemption = service.decide(
         session, exemption_id, decision=body.decision, reason=body.reason, actor=actor, at=now, expected_version=version
     )
@@ -474,10 +470,10 @@ def confirm(
     now: Now,
     csrf_token: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
-    version: Annotated[int | None, Form()] = None,
+    version: FormVersion = None,
 ) -> Response:
     auth.check_csrf(request, csrf_token)
-    body = valid_form(ConfirmBody, reason=reason)
+    body = parse_form(ConfirmBody, {"reason": reason})
     exemption = service.confirm(
         session, exemption_id, reason=body.reason, actor=actor, at=now, expected_version=version
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -19,7 +18,6 @@ from fastapi.responses import HTMLResponse, Response
 
 from sandbox.actor import Actor
 from sandbox.api.deps import DbSession
-from sandbox.clock import Clock, bureau_date
 from sandbox.config import Settings
 from sandbox.errors import InvalidInput, NotFound
 from sandbox.evaluation.service import Judgement, list_evaluations, pilot_schedule, policy_for_period
@@ -28,7 +26,7 @@ from sandbox.filing.export import filings_to_csv
 from sandbox.filing.ingest import ParsedFiling, UploadRefused, read_upload
 from sandbox.filing.service import get_filing
 from sandbox.filing.upload import import_filings
-from sandbox.models import Filing, FilingVersion, Institution, Pilot, User
+from sandbox.models import Filing, FilingVersion, Institution, Pilot
 from sandbox.pilot import repository as pilot_repository
 from sandbox.pilot.service import get_pilot, list_pilots
 from sandbox.program.service import policy_document
@@ -36,7 +34,7 @@ from sandbox.rules.calendar import WorkingCalendar
 from sandbox.rules.periods import parse_period
 from sandbox.web import auth
 from sandbox.web.auth import RequiredWebActor
-from sandbox.web.page import WebRoute, redirect, render
+from sandbox.web.page import WebRoute, bureau_today, redirect, render
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
@@ -57,11 +55,6 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _today(request: Request) -> date:
-    clock: Clock = request.app.state.clock
-    return bureau_date(clock.now())
-
-
 def _uuid(text: str | None, what: str) -> uuid.UUID | None:
     """An id from a URL: empty is none, anything else that is not an id is a page not found."""
     if not text:
@@ -70,10 +63,6 @@ def _uuid(text: str | None, what: str) -> uuid.UUID | None:
         return uuid.UUID(text)
     except ValueError:
         raise NotFound(f"no such {what}") from None
-
-
-def _user(session: DbSession, actor: Actor) -> User | None:
-    return session.get(User, actor.user_id) if actor.user_id is not None else None
 
 
 def _plural(count: int, word: str) -> str:
@@ -92,7 +81,7 @@ def filings_page(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     pilot_id = _uuid(pilot, "pilot")
-    today = _today(request)
+    today = bureau_today(request)
     # The bureau's list is the overdue queue; what is merely due is the institutions' business.
     listing = due.overdue_filings if actor.is_bureau else due.due_filings
     listed = listing(session, actor=actor, as_of=today, calendars=_calendars(request), pilot_id=pilot_id)
@@ -112,7 +101,7 @@ def filings_page(
         "selected": pilot_id,
         "selected_pilot": next((p for p in choices if p.id == pilot_id), None),
     }
-    return render(request, "filings/index.html", context, actor=actor, user=_user(session, actor))
+    return render(request, "filings/index.html", context, actor=actor)
 
 
 # --- upload --------------------------------------------------------------------------------------
@@ -146,14 +135,14 @@ def _upload_context(request: Request) -> dict[str, Any]:
 @router.get("/filings/upload", response_class=HTMLResponse)
 def upload_page(request: Request, session: DbSession, actor: RequiredWebActor) -> Response:
     _check_may_upload(session, request, actor)
-    return render(request, "filings/upload.html", _upload_context(request), actor=actor, user=_user(session, actor))
+    return render(request, "filings/upload.html", _upload_context(request), actor=actor)
 
 
 @router.get("/filings/template.csv")
 def upload_template(request: Request, session: DbSession, actor: RequiredWebActor) -> Response:
     """A long-format CSV to fill in: the institution's periods that can be filed now, one row per
     metric of the program, values empty. Bureau users get the header row only."""
-    rows = due.upload_template(session, actor=actor, as_of=_today(request), calendars=_calendars(request))
+    rows = due.upload_template(session, actor=actor, as_of=bureau_today(request), calendars=_calendars(request))
     return Response(
         filings_to_csv(rows, due.TEMPLATE_COLUMNS),
         media_type="text/csv; charset=utf-8",
@@ -192,7 +181,7 @@ def _refused(
     # Nothing the import did may be kept (it locked rows and read; it wrote nothing, by design).
     session.rollback()
     context = {**_upload_context(request), "issues": issues, "summary": _summary(issues), "filename": filename}
-    return render(request, "filings/upload.html", context, actor=actor, user=_user(session, actor), status_code=422)
+    return render(request, "filings/upload.html", context, actor=actor, status_code=422)
 
 
 def _listed(items: Sequence[str]) -> str:
@@ -326,4 +315,4 @@ def filing_page(request: Request, session: DbSession, actor: RequiredWebActor, f
         "evaluations_total": evaluations_total,
         "version_numbers": version_numbers,
     }
-    return render(request, "filings/detail.html", context, actor=actor, user=_user(session, actor))
+    return render(request, "filings/detail.html", context, actor=actor)

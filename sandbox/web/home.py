@@ -21,15 +21,14 @@ from sandbox.api.deps import DbSession
 from sandbox.application import repository as application_repository
 from sandbox.application import service as application_service
 from sandbox.breaker import service as breaker_service
-from sandbox.clock import Clock, bureau_date
 from sandbox.exemption import service as exemption_service
 from sandbox.filing.due import overdue_filings
-from sandbox.models import Application, ApplicationState, BreakerState, Role, User
+from sandbox.models import Application, ApplicationState, BreakerState, Role
 from sandbox.pilot import repository as pilot_repository
 from sandbox.pilot.service import list_pilots
 from sandbox.web.applications import COMMAND_ORDER
 from sandbox.web.auth import RequiredWebActor
-from sandbox.web.page import ROLE_LABELS, WebRoute, render
+from sandbox.web.page import ROLE_LABELS, WebRoute, bureau_today, render
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
@@ -124,10 +123,7 @@ def _bureau_context(session: Session, actor: Actor, request: Request) -> dict[st
     exemptions, exemptions_total = exemption_service.list_exemptions(
         session, actor=actor, states=sorted(exemption_service.UNDECIDED), pilot_id=None, offset=0, limit=QUEUE_CAP
     )
-    clock: Clock = request.app.state.clock
-    overdue = overdue_filings(
-        session, actor=actor, as_of=bureau_date(clock.now()), calendars=request.app.state.calendars
-    )
+    overdue = overdue_filings(session, actor=actor, as_of=bureau_today(request), calendars=request.app.state.calendars)
     return {
         "applications": Queue(application_rows, sum(counts.values())),
         "application_labels": application_repository.labels(session, applications),
@@ -158,10 +154,9 @@ def _institution_context(session: Session, actor: Actor) -> dict[str, Any]:
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, session: DbSession, actor: RequiredWebActor) -> Response:
-    user = session.get(User, actor.user_id) if actor.user_id is not None else None
     context: dict[str, Any] = {"cap": QUEUE_CAP, "role_labels": ROLE_LABELS, "step_states": BUREAU_STEP_STATES}
     if actor.is_bureau:
         context.update(_bureau_context(session, actor, request))
     elif actor.is_institution:
         context.update(_institution_context(session, actor))
-    return render(request, "home.html", context, actor=actor, user=user)
+    return render(request, "home.html", context, actor=actor)

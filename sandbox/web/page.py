@@ -15,22 +15,24 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
-from fastapi import Request
+from fastapi import Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ValidationError
 
 from sandbox.actor import Actor
-from sandbox.clock import BUREAU_TZ, Clock
+from sandbox.clock import BUREAU_TZ, Clock, bureau_date
 from sandbox.config import Settings
-from sandbox.errors import SandboxError
+from sandbox.errors import InvalidInput, SandboxError
 from sandbox.models import Role, User
 from sandbox.user.service import actor_for
 from sandbox.web import auth
@@ -174,10 +176,10 @@ def render(
     context: dict[str, Any],
     *,
     actor: Actor | None = None,
-    user: User | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
     """A page in the layout: who is signed in, the menu for their role, the CSRF token, any notice."""
+    user: User | None = getattr(request.state, "web_user", None) if actor is not None else None
     session, is_new = auth.ensure_session(request)
     clock: Clock = request.app.state.clock
     settings: Settings = request.app.state.settings
@@ -221,7 +223,10 @@ def _actor_of(request: Request) -> Actor | None:
     database = request.app.state.database
     with database.unit_of_work() as db:
         user = db.get(User, session.user_id)
-        return actor_for(user) if user is not None and user.is_active else None
+        if user is None or not user.is_active:
+            return None
+        request.state.web_user = user
+        return actor_for(user)
 
 
 def _came_from(request: Request) -> str | None:
@@ -271,6 +276,49 @@ def web_error_response(request: Request, exc: SandboxError | RequestValidationEr
     return error_page(request, status, title, detail)
 
 
+# --- forms -----------------------------------------------------------------------------------------
+
+# The version of the object the form was rendered with; a stale form is refused by the service (412).
+FormVersion = Annotated[int | None, Form(ge=0, le=10**12)]
+M = TypeVar("M", bound=BaseModel)
+
+
+def bureau_today(request: Request) -> date:
+    """The bureau's date now (Asia/Shanghai), by the app's clock."""
+    clock: Clock = request.app.state.clock
+    return bureau_date(clock.now())
+
+
+def _field_error(error: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[str, str]:
+    loc = [str(part) for part in error.get("loc", ())]
+    name = loc[0] if loc else ""
+    label = labels.get(name, name.replace("_", " ").capitalize())
+    if len(loc) > 1:
+        label = f"{label} ({' '.join(loc[1:]).replace('_', ' ')})"
+    kind = str(error.get("type", ""))
+    if kind in ("missing", "string_too_short"):
+        return name, f"{label} is required."
+    if kind.startswith("date"):
+        return name, f"{label} must be a date such as 2026-05-10."
+    message = str(error.get("msg", "is not valid")).removeprefix("Value error, ").rstrip(".")
+    return name, f"{label}: {message}."
+
+
+def parse_form(model: type[M], data: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> M:
+    """A form's fields through the API's own request model (blank text counts as absent); a refusal
+    is an InvalidInput naming each field by its label on the page, with the errors by field."""
+    try:
+        return model.model_validate({k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())})
+    except ValidationError as exc:
+        errors: dict[str, str] = {}
+        for error in exc.errors():
+            name, text = _field_error(error, labels or {})
+            errors.setdefault(name, text)
+        raise InvalidInput(
+            " ".join(errors.values()), [{"loc": ["body", name], "msg": text} for name, text in errors.items()]
+        ) from None
+
+
 def _sentence(text: str) -> str:
     text = text.strip()
     if not text:
@@ -281,11 +329,14 @@ def _sentence(text: str) -> str:
 
 __all__ = [
     "ROLE_LABELS",
+    "FormVersion",
     "WebRoute",
+    "bureau_today",
     "error_page",
     "is_page",
     "local_time",
     "navigation",
+    "parse_form",
     "redirect",
     "render",
     "templates",

@@ -16,24 +16,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from sandbox.actor import Actor
 from sandbox.api.deps import DbSession
 from sandbox.breaker import service as breaker_service
-from sandbox.clock import Clock, bureau_date
+from sandbox.clock import Clock
 from sandbox.errors import InvalidInput, NotFound
 from sandbox.evaluation import repository as evaluation_repository
 from sandbox.evaluation import service as evaluation_service
 from sandbox.evaluation.facts import latest_versions
 from sandbox.filing import service as filing_service
-from sandbox.models import Institution, Pilot, PilotState, Program, RiskEventKind, Role, User
+from sandbox.models import Institution, Pilot, PilotState, Program, RiskEventKind, Role
 from sandbox.pilot import repository as pilot_repository
 from sandbox.pilot import service as pilot_service
 from sandbox.pilot.schemas import ExtendBody, OptionalReasonBody, ReasonBody
@@ -48,7 +47,7 @@ from sandbox.rules.rulebook import Action, Mode
 from sandbox.web import auth
 from sandbox.web.auth import RequiredWebActor
 from sandbox.web.chart import KIND_WORDS, Level, LineKind, Point, chart_id, render_chart
-from sandbox.web.page import WebRoute, number, redirect, render
+from sandbox.web.page import FormVersion, WebRoute, bureau_today, number, parse_form, redirect, render
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
@@ -279,11 +278,6 @@ class PolicyView:
     problem: str | None = None
 
 
-def _today(request: Request) -> date:
-    clock: Clock = request.app.state.clock
-    return bureau_date(clock.now())
-
-
 def _now(request: Request) -> datetime:
     clock: Clock = request.app.state.clock
     return clock.now()
@@ -465,7 +459,7 @@ def _acknowledged(state: str) -> str:
 
 
 def _page_context(session: Session, request: Request, pilot: Pilot, actor: Actor) -> dict[str, Any]:
-    today = _today(request)
+    today = bureau_today(request)
     program = session.get(Program, pilot.program_id)
     institution = session.get(Institution, pilot.institution_id)
     assert program is not None and institution is not None
@@ -526,46 +520,6 @@ def _risk_form(values: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 # -- form parsing ---------------------------------------------------------------------------------
 
-M = TypeVar("M", bound=BaseModel)
-
-
-def _field_errors(exc: ValidationError, labels: Mapping[str, str]) -> dict[str, str]:
-    """Pydantic's errors as one sentence per form field."""
-    errors: dict[str, str] = {}
-    for error in exc.errors():
-        name = str(error["loc"][0]) if error.get("loc") else ""
-        label = labels.get(name, name)
-        kind = error.get("type", "")
-        if kind in ("missing", "string_too_short"):
-            text = f"{label} is required."
-        elif kind.startswith("date"):
-            text = f"{label} must be a date such as 2026-05-10."
-        elif name == "kind":
-            text = f"{label}: choose one of the listed kinds."
-        else:
-            message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
-            text = f"{label}: {message}."
-        errors.setdefault(name, text)
-    return errors
-
-
-def _parse(model: type[M], data: Mapping[str, str], labels: Mapping[str, str]) -> M:
-    """A form's fields through the API's own request model (blank fields count as absent); a
-    refusal is an InvalidInput naming each field by its label."""
-    try:
-        return model.model_validate({k: v for k, v in data.items() if v.strip()})
-    except ValidationError as exc:
-        errors = _field_errors(exc, labels)
-        raise InvalidInput(
-            " ".join(errors.values()),
-            [{"loc": ["body", name], "msg": text} for name, text in errors.items()],
-        ) from None
-
-
-def _version(value: str) -> int | None:
-    return int(value) if value.strip().isdigit() else None
-
-
 # -- routes ---------------------------------------------------------------------------------------
 
 
@@ -600,7 +554,7 @@ def pilots_page(
         "states": list(PilotState),
         "programs": programs,
     }
-    return render(request, "pilots/list.html", context, actor=actor, user=session.get(User, actor.user_id))
+    return render(request, "pilots/list.html", context, actor=actor)
 
 
 @router.get("/pilots/{pilot_id}", response_class=HTMLResponse)
@@ -608,7 +562,7 @@ def pilot_page(request: Request, pilot_id: str, session: DbSession, actor: Requi
     pilot = pilot_service.get_pilot(session, _pilot_id(pilot_id), actor=actor)
     context = _page_context(session, request, pilot, actor)
     context["risk_form"] = _risk_form({"occurred_on": context["today"].isoformat()})
-    return render(request, "pilots/pilot.html", context, actor=actor, user=session.get(User, actor.user_id))
+    return render(request, "pilots/pilot.html", context, actor=actor)
 
 
 def _risk_page(
@@ -620,14 +574,13 @@ def _risk_page(
         "program": program,
         "risk_form": form,
         "risk_kinds": list(RiskEventKind),
-        "today": _today(request),
+        "today": bureau_today(request),
     }
     return render(
         request,
         "pilots/risk_event_new.html",
         context,
         actor=actor,
-        user=session.get(User, actor.user_id),
         status_code=status_code,
     )
 
@@ -636,7 +589,7 @@ def _risk_page(
 def new_risk_event_page(request: Request, pilot_id: str, session: DbSession, actor: RequiredWebActor) -> Response:
     pilot = pilot_service.get_pilot(session, _pilot_id(pilot_id), actor=actor)
     actor.require(*REPORTERS, doing="report a risk event")
-    return _risk_page(request, session, pilot, actor, _risk_form({"occurred_on": _today(request).isoformat()}))
+    return _risk_page(request, session, pilot, actor, _risk_form({"occurred_on": bureau_today(request).isoformat()}))
 
 
 @router.post("/pilots/{pilot_id}/risk-events", response_class=HTMLResponse)
@@ -659,7 +612,7 @@ def report_risk_event(
     actor.require(*REPORTERS, doing="report a risk event")
     typed = {"kind": kind, "occurred_on": occurred_on, "amount": amount, "description": description}
     try:
-        body = _parse(RiskEventCreate, typed, RISK_FIELDS)
+        body = parse_form(RiskEventCreate, typed, RISK_FIELDS)
         event, assessed = risk_service.report_risk_event(
             session,
             pilot.id,
@@ -701,16 +654,16 @@ def pilot_command(
     csrf_token: Annotated[str, Form()] = "",
     reason: Annotated[str, Form(max_length=10_000)] = "",
     end_on: Annotated[str, Form(max_length=40)] = "",
-    version: Annotated[str, Form(max_length=20)] = "",
+    version: FormVersion = None,
 ) -> Response:
     """Suspend, resume, extend, complete, terminate or withdraw, through the pilot service; a
     refusal goes back to the page with the service's reason (WebRoute)."""
     auth.check_csrf(request, csrf_token)
     target = _pilot_id(pilot_id)
-    expected = _version(version)
+    expected = version
     now = _now(request)
     if command == "extend":
-        extend = _parse(ExtendBody, {"end_on": end_on, "reason": reason}, COMMAND_FIELDS)
+        extend = parse_form(ExtendBody, {"end_on": end_on, "reason": reason}, COMMAND_FIELDS)
         pilot = pilot_service.extend(
             session, target, end_on=extend.end_on, reason=extend.reason, actor=actor, at=now, expected_version=expected
         )
@@ -719,7 +672,7 @@ def pilot_command(
         if command not in COMMAND_NOTICES:
             raise NotFound(f"unknown pilot command {command!r}")
         model: type[ReasonBody] | type[OptionalReasonBody] = OptionalReasonBody if command == "complete" else ReasonBody
-        body = _parse(model, {"reason": reason}, COMMAND_FIELDS)
+        body = parse_form(model, {"reason": reason}, COMMAND_FIELDS)
         pilot = pilot_service.run_command(
             session, target, command, reason=body.reason, actor=actor, at=now, expected_version=expected
         )

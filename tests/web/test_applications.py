@@ -267,7 +267,7 @@ def test_a_command_form_left_empty_is_refused_and_changes_nothing(
     reviewer = browser(world.reviewer)
     refused = command(reviewer, app_id, "recommend", {"recommendation": "approve", "reason": "  "})
     page = reviewer.follow(refused)
-    assert "The form is not complete: Reason: required" in page.text
+    assert "Reason is required." in page.text
     assert state_of(database, app_id) == "under_review"
 
 

@@ -133,7 +133,7 @@ def test_reset_needs_a_reason_and_puts_the_breaker_on_probation(tripped: Live, b
     supervisor = browser(tripped.world.supervisor)
     assert buttons(supervisor.get(url).text) == ["Sign out", "Reset"]
     refused = supervisor.follow(supervisor.submit(url, f"{url}/reset", {"reason": "  "}))
-    assert "The form is not complete: reason" in refused.text
+    assert "Reason is required." in refused.text
     assert state_of(tripped, "npl-trip") == "acknowledged"
     # The breaker service does not hold a reset back while the condition still holds (the
     # probation's next breach trips it again), so the page does not either.

@@ -114,7 +114,7 @@ def test_a_supervisor_decides_and_other_roles_cannot(live: Live, browser: Browse
 
     supervisor = browser(live.world.supervisor)
     empty = supervisor.follow(supervisor.submit(url, f"{url}/decide", {"decision": "grant", "reason": ""}))
-    assert "The form is not complete: reason" in empty.text and state_of(live, exemption_id) == "assessed"
+    assert "Reason is required." in empty.text and state_of(live, exemption_id) == "assessed"
     done = supervisor.follow(
         supervisor.submit(url, f"{url}/decide", {"decision": "grant", "reason": "all criteria met on the record"})
     )
