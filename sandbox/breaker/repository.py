@@ -3,8 +3,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from sandbox.models import Breaker, BreakerEvent, Evaluation, FilingVersion, Institution, Pilot, PolicyVersion, Program
@@ -42,6 +43,53 @@ def list_page(
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.execute(query.order_by(Pilot.reference, Breaker.rule_id).offset(offset).limit(limit)).all()
     return [(row[0], row[1]) for row in rows], total
+
+
+# The board's order: breakers waiting for a person first (tripped, then acknowledged), each the
+# longest waiting first; then those on probation, on watch and armed.
+BOARD_ORDER = ("tripped", "acknowledged", "probation", "watch", "armed")
+
+
+def _board_query(
+    institution_id: uuid.UUID | None, pilot_id: uuid.UUID | None, program_code: str | None
+) -> Select[Any]:
+    query = select(Breaker).join(Pilot, Pilot.id == Breaker.pilot_id)
+    if institution_id is not None:
+        query = query.where(Pilot.institution_id == institution_id)
+    if pilot_id is not None:
+        query = query.where(Breaker.pilot_id == pilot_id)
+    if program_code is not None:
+        query = query.join(Program, Program.id == Pilot.program_id).where(Program.code == program_code)
+    return query
+
+
+def board_counts(
+    session: Session, *, institution_id: uuid.UUID | None, pilot_id: uuid.UUID | None, program_code: str | None
+) -> dict[str, int]:
+    """How many breakers are in each state, within the board's filters."""
+    inner = _board_query(institution_id, pilot_id, program_code).subquery()
+    rows = session.execute(select(inner.c.state, func.count()).group_by(inner.c.state)).all()
+    return {str(state): int(count) for state, count in rows}
+
+
+def board_page(
+    session: Session,
+    *,
+    institution_id: uuid.UUID | None,
+    pilot_id: uuid.UUID | None,
+    program_code: str | None,
+    state: str | None,
+    offset: int,
+    limit: int,
+) -> Sequence[Breaker]:
+    """One page of the board, in ``BOARD_ORDER``."""
+    query = _board_query(institution_id, pilot_id, program_code)
+    if state is not None:
+        query = query.where(Breaker.state == state)
+    rank = case({name: i for i, name in enumerate(BOARD_ORDER)}, value=Breaker.state, else_=len(BOARD_ORDER))
+    waiting = case((Breaker.state.in_(BOARD_ORDER[:2]), Breaker.last_tripped_at), else_=None)
+    order = (rank, waiting.asc().nulls_last(), Pilot.reference, Breaker.rule_id)
+    return session.scalars(query.order_by(*order).offset(offset).limit(limit)).all()
 
 
 def events(session: Session, breaker_id: uuid.UUID) -> Sequence[BreakerEvent]:

@@ -46,6 +46,34 @@ def list_breakers(
     )
 
 
+def board(
+    session: Session,
+    *,
+    actor: Actor,
+    pilot_id: uuid.UUID | None,
+    program_code: str | None,
+    state: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[Sequence[Breaker], dict[str, int]]:
+    """The breaker board: a page of the breakers the actor may see (waiting for a person first)
+    and the count in each state, within the same filters."""
+    institution_id = actor.institution_id if actor.is_institution else None
+    counts = repository.board_counts(
+        session, institution_id=institution_id, pilot_id=pilot_id, program_code=program_code
+    )
+    rows = repository.board_page(
+        session,
+        institution_id=institution_id,
+        pilot_id=pilot_id,
+        program_code=program_code,
+        state=state,
+        offset=offset,
+        limit=limit,
+    )
+    return rows, counts
+
+
 def _event(
     session: Session,
     breaker: Breaker,

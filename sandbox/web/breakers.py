@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -28,23 +28,10 @@ from sandbox.web.page import FormVersion, WebRoute, parse_form, redirect, render
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
-# One board view reads at most this many breakers (the open ones are never many); the table
-# pages through them.
-BOARD_LIMIT = 5000
+# Breakers on one page of the board.
 PAGE_SIZE = 100
-# The board's order: tripped and waiting for a supervisor, then acknowledged, then the rest (those
-# a person reset or that are breaching before those that are quiet).
-GROUP = {
-    BreakerState.tripped.value: 0,
-    BreakerState.acknowledged.value: 1,
-    BreakerState.probation.value: 2,
-    BreakerState.watch.value: 3,
-    BreakerState.armed.value: 4,
-}
-OPEN = frozenset({BreakerState.tripped.value, BreakerState.acknowledged.value})
 STATES = [s.value for s in BreakerState]
 NOTICES = {"acknowledge": "Breaker acknowledged.", "reset": "Breaker reset; it is now on probation."}
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -139,30 +126,19 @@ def board(
     programs, _ = list_programs(session, 0, 500)
     chosen_program = get_program(session, program.strip()).code if program and program.strip() else None
     the_pilot = get_pilot(session, pilot, actor=actor) if pilot is not None else None
-    rows, total_visible = service.list_breakers(
-        session, actor=actor, pilot_id=pilot, states=None, offset=0, limit=BOARD_LIMIT
-    )
-    labels = repository.pilot_labels(session, {b.pilot_id for b, _ in rows})
-    in_program = [
-        b
-        for b, _ in rows
-        if b.pilot_id in labels and (chosen_program is None or labels[b.pilot_id].program_code == chosen_program)
-    ]
-    counts = {s: 0 for s in STATES}
-    for breaker in in_program:
-        counts[breaker.state] = counts.get(breaker.state, 0) + 1
-    shown = [b for b in in_program if chosen_state is None or b.state == chosen_state]
-    shown.sort(
-        key=lambda b: (
-            GROUP.get(b.state, len(GROUP)),
-            # Among open breakers, the one waiting longest first.
-            (b.last_tripped_at or EPOCH) if b.state in OPEN else EPOCH,
-            labels[b.pilot_id].reference,
-            b.rule_id,
-        )
-    )
     offset = (page - 1) * PAGE_SIZE
-    page_rows = shown[offset : offset + PAGE_SIZE]
+    page_rows, by_state = service.board(
+        session,
+        actor=actor,
+        pilot_id=pilot,
+        program_code=chosen_program,
+        state=chosen_state,
+        offset=offset,
+        limit=PAGE_SIZE,
+    )
+    counts = {s: by_state.get(s, 0) for s in STATES}
+    total = counts[chosen_state] if chosen_state is not None else sum(counts.values())
+    labels = repository.pilot_labels(session, {b.pilot_id for b in page_rows})
     versions = repository.policy_versions_of(
         session, {b.last_evaluation_id for b in page_rows if b.last_evaluation_id is not None}
     )
@@ -201,13 +177,11 @@ def board(
         "chosen_program": chosen_program or "",
         "pilot_filter": pilot,
         "pilot_reference": the_pilot.reference if the_pilot is not None else None,
-        "total": len(shown),
+        "total": total,
         "first": offset + 1 if page_rows else 0,
         "last": offset + len(page_rows),
         "page": page,
-        "has_next": offset + len(page_rows) < len(shown),
-        "truncated": total_visible > BOARD_LIMIT,
-        "board_limit": BOARD_LIMIT,
+        "has_next": offset + len(page_rows) < total,
         "query_prefix": urlencode(query) + "&" if query else "",
         "count_prefix": urlencode(others) + "&" if others else "",
     }
