@@ -365,14 +365,17 @@ def respond(
     return _move(session, application, target, "respond", actor=actor, at=at)
 
 
+# Who may write a note on an application's thread (the institution's administrator and the bureau's
+# case roles).
+MESSAGE_ROLES = (Role.reviewer, Role.approver, Role.supervisor, Role.institution_admin)
+
+
 def post_message(
     session: Session, application_id: uuid.UUID, body: str, *, actor: Actor, at: datetime
 ) -> ApplicationMessage:
     """A note on the thread outside the request-info/respond cycle (either side may write)."""
     application = get_application(session, application_id, actor=actor)
-    actor.require(
-        Role.reviewer, Role.approver, Role.supervisor, Role.institution_admin, doing="write on an application's thread"
-    )
+    actor.require(*MESSAGE_ROLES, doing="write on an application's thread")
     if application.state in (S.approved, S.rejected, S.withdrawn):
         raise Conflict(f"the application is {application.state}; its thread is closed", current_state=application.state)
     return _add_message(session, application, MessageKind.note, body, actor=actor, at=at)

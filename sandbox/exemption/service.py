@@ -351,6 +351,10 @@ def assess_after_evaluation(
     return created
 
 
+# Who may claim an exemption for the institution's staff.
+CLAIMANT_ROLES = (Role.institution_admin,)
+
+
 def claim_exemption(
     session: Session,
     pilot_id: uuid.UUID,
@@ -364,7 +368,7 @@ def claim_exemption(
     """An institution admin claims an exemption for one of the pilot's risk events; the system
     assesses it now. One open claim per event; none once an exemption was granted for it."""
     pilot = get_pilot(session, pilot_id, actor=actor)
-    actor.require(Role.institution_admin, doing="claim an exemption")
+    actor.require(*CLAIMANT_ROLES, doing="claim an exemption")
     if actor.institution_id != pilot.institution_id:
         raise NotFound("no such pilot")
     risk_event = session.get(RiskEvent, risk_event_id)

@@ -22,6 +22,10 @@ def _field(name: str, message: str) -> dict[str, object]:
     return {"loc": ["body", name], "msg": message, "type": "value_error"}
 
 
+# Who may report a risk event: the pilot's institution.
+REPORTER_ROLES = (Role.filer, Role.institution_admin)
+
+
 def report_risk_event(
     session: Session,
     pilot_id: uuid.UUID,
@@ -38,7 +42,7 @@ def report_risk_event(
     due-diligence criteria is assessed for an exemption in the same transaction. Events may come
     after the pilot ended: existing business runs off and can still lose money."""
     pilot = get_pilot(session, pilot_id, actor=actor)
-    actor.require(Role.filer, Role.institution_admin, doing="report a risk event")
+    actor.require(*REPORTER_ROLES, doing="report a risk event")
     if actor.institution_id != pilot.institution_id:
         raise NotFound("no such pilot")
     if actor.user_id is None:

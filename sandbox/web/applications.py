@@ -34,7 +34,7 @@ from sandbox.application.schemas import (
 )
 from sandbox.clock import bureau_date
 from sandbox.errors import InvalidInput, SandboxError
-from sandbox.models import ApplicationState, Program, Role
+from sandbox.models import ApplicationState, Program
 from sandbox.program import service as program_service
 from sandbox.rules.limits import check_dates, check_requested_quotas, check_requested_scope
 from sandbox.rules.numbers import parse_exact
@@ -71,7 +71,6 @@ COMMAND_FIELD_LABELS = {
 }
 # Who may write on a thread outside the request-info/respond cycle: mirrors
 # ``service.post_message``, which decides (the service has no "may post" query to ask).
-MESSAGE_ROLES = (Role.reviewer, Role.approver, Role.supervisor, Role.institution_admin)
 # Commands without a form on this page (a draft is edited through the API for now).
 NO_FORM = frozenset({"edit"})
 # The forms in the order of the application's life.
@@ -369,7 +368,7 @@ def application_page(
         "messages": messages,
         "people": people,
         "commands": commands,
-        "may_write": thread_open and actor.role in MESSAGE_ROLES,
+        "may_write": thread_open and actor.role in service.MESSAGE_ROLES,
         "thread_open": thread_open,
         "recommended_by_you": application.recommended_by_id is not None
         and application.recommended_by_id == actor.user_id,

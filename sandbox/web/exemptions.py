@@ -242,9 +242,7 @@ def _concerns(exemption: Exemption) -> str:
 
 
 def _may_claim(actor: Actor) -> bool:
-    # The exemption service has no allowed-commands helper for claims; this mirrors the role
-    # check of claim_exemption so the link is shown only to those it would accept.
-    return actor.role is Role.institution_admin
+    return actor.role in service.CLAIMANT_ROLES
 
 
 # -- the list -------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from sandbox.evaluation import repository as evaluation_repository
 from sandbox.evaluation import service as evaluation_service
 from sandbox.evaluation.facts import latest_versions
 from sandbox.filing import service as filing_service
-from sandbox.models import Institution, Pilot, PilotState, Program, RiskEventKind, Role
+from sandbox.models import Institution, Pilot, PilotState, Program, RiskEventKind
 from sandbox.pilot import repository as pilot_repository
 from sandbox.pilot import service as pilot_service
 from sandbox.pilot.schemas import ExtendBody, OptionalReasonBody, ReasonBody
@@ -58,8 +58,6 @@ RECENT_RISK_EVENTS = 20
 MAX_BREAKERS = 200
 # Who reports risk events: the service enforces it (``report_risk_event``); the page only uses it
 # to decide whether to offer the form.
-REPORTERS = (Role.filer, Role.institution_admin)
-
 COMMAND_BUTTONS = {
     "suspend": "Suspend",
     "resume": "Resume",
@@ -506,7 +504,7 @@ def _page_context(session: Session, request: Request, pilot: Pilot, actor: Actor
         "command_buttons": COMMAND_BUTTONS,
         "command_headings": COMMAND_HEADINGS,
         "command_help": COMMAND_HELP,
-        "can_report": actor.role in REPORTERS and actor.institution_id == pilot.institution_id,
+        "can_report": actor.role in risk_service.REPORTER_ROLES and actor.institution_id == pilot.institution_id,
         "kind_words": KIND_WORDS,
         "operator_text": OPERATOR_TEXT,
         "risk_kinds": list(RiskEventKind),
@@ -588,7 +586,7 @@ def _risk_page(
 @router.get("/pilots/{pilot_id}/risk-events/new", response_class=HTMLResponse)
 def new_risk_event_page(request: Request, pilot_id: str, session: DbSession, actor: RequiredWebActor) -> Response:
     pilot = pilot_service.get_pilot(session, _pilot_id(pilot_id), actor=actor)
-    actor.require(*REPORTERS, doing="report a risk event")
+    actor.require(*risk_service.REPORTER_ROLES, doing="report a risk event")
     return _risk_page(request, session, pilot, actor, _risk_form({"occurred_on": bureau_today(request).isoformat()}))
 
 
@@ -609,7 +607,7 @@ def report_risk_event(
     auth.check_csrf(request, csrf_token)
     pilot = pilot_service.get_pilot(session, _pilot_id(pilot_id), actor=actor)
     # Who may report is checked first, so a user who may not gets the refusal, not field errors.
-    actor.require(*REPORTERS, doing="report a risk event")
+    actor.require(*risk_service.REPORTER_ROLES, doing="report a risk event")
     typed = {"kind": kind, "occurred_on": occurred_on, "amount": amount, "description": description}
     try:
         body = parse_form(RiskEventCreate, typed, RISK_FIELDS)
