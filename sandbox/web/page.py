@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from pydantic import BaseModel, ValidationError
 
 from sandbox.actor import Actor
@@ -50,22 +51,27 @@ ROLE_LABELS = {
 }
 
 
-def local_time(value: datetime | None) -> str:
+def _time(value: datetime | date, text: str) -> Markup:
+    """A date or instant as a ``<time>`` element: machine-readable, and never broken across lines."""
+    return Markup('<time datetime="{}">{}</time>').format(value.isoformat(), text)
+
+
+def local_time(value: datetime | None) -> Markup | str:
     """A stored UTC instant as the bureau's local time."""
     if value is None:
         return ""
-    return value.astimezone(BUREAU_TZ).strftime("%Y-%m-%d %H:%M") + " (Asia/Shanghai)"
+    return _time(value, value.astimezone(BUREAU_TZ).strftime("%Y-%m-%d %H:%M") + " (Asia/Shanghai)")
 
 
-def short_time(value: datetime | None) -> str:
+def short_time(value: datetime | None) -> Markup | str:
     """A stored UTC instant as bureau local time without the zone label (tables say it once)."""
     if value is None:
         return ""
-    return value.astimezone(BUREAU_TZ).strftime("%Y-%m-%d %H:%M")
+    return _time(value, value.astimezone(BUREAU_TZ).strftime("%Y-%m-%d %H:%M"))
 
 
-def iso_date(value: date | None) -> str:
-    return value.isoformat() if value is not None else ""
+def iso_date(value: date | None) -> Markup | str:
+    return _time(value, value.isoformat()) if value is not None else ""
 
 
 def number(value: Decimal | int | float | str | None) -> str:

@@ -246,7 +246,7 @@ def test_an_institution_user_sees_filings_due_overdue_first_with_an_upload_link(
     assert due.index("<td>2026-02 ") < due.index("<td>2026-10 ") < due.index("<td>2026-11 ")
     assert "<td>2026-09 " not in due
     assert '<span class="state state-due">Due</span>' in due
-    assert "Can be filed after the period ends on 2026-11-30" in due
+    assert 'Can be filed after the period ends on <time datetime="2026-11-30">2026-11-30</time>' in due
     assert due.count('<a href="/filings/upload">Upload a spreadsheet</a>') == 8  # 2026-02..08 and 10
     assert f'<a href="/pilots/{live.pilot["id"]}">{live.pilot["reference"]}</a>' in due
     recent = section(html, "Recent filings")
@@ -347,7 +347,8 @@ def test_a_good_csv_is_recorded_and_shown_in_the_list_and_on_the_filing_page(
     html = filer.get(f"/filings/{march.group(1)}").text
     assert f"<h1>Filing 2026-03 of {reference}</h1>" in html
     assert f'<a href="/pilots/{live.pilot["id"]}">{reference}</a>' in html
-    assert "2026-03-01 to 2026-03-31" in html and "<dt>Channel</dt>\n  <dd>Spreadsheet upload</dd>" in html
+    assert '<time datetime="2026-03-01">2026-03-01</time> to <time datetime="2026-03-31">2026-03-31</time>' in html
+    assert "<dt>Channel</dt>\n  <dd>Spreadsheet upload</dd>" in html
     assert '<th scope="row">npl_ratio</th><td class="number">0.032</td><td>ratio</td>' in html
     assert f'href="/audit?object_type=filing&amp;object_id={march.group(1)}">Audit trail</a>' in html
     evaluation = section(html, "Evaluation of 2026-03")

@@ -28,6 +28,7 @@ live = evaluation_fixtures.live  # the fixture: an active BANK-A pilot with know
 def text_of(html: str) -> str:
     """The page's visible text, tags dropped and whitespace collapsed."""
     without = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    without = re.sub(r"</?time\b[^>]*>", "", without)  # inline: no gap where a date is marked up
     return " ".join(unescape(re.sub(r"<[^>]+>", " ", without)).split())
 
 
