@@ -22,7 +22,7 @@ from sandbox.application import repository as application_repository
 from sandbox.application import service as application_service
 from sandbox.breaker import service as breaker_service
 from sandbox.exemption import service as exemption_service
-from sandbox.filing.due import overdue_filings
+from sandbox.filing.due import due_filings, overdue_filings
 from sandbox.models import Application, ApplicationState, BreakerState, Role
 from sandbox.pilot import repository as pilot_repository
 from sandbox.pilot.service import list_pilots
@@ -137,13 +137,15 @@ def _bureau_context(session: Session, actor: Actor, request: Request) -> dict[st
     }
 
 
-def _institution_context(session: Session, actor: Actor) -> dict[str, Any]:
+def _institution_context(session: Session, actor: Actor, request: Request) -> dict[str, Any]:
     pilots, pilots_total = list_pilots(session, actor=actor, state=None, program=None, offset=0, limit=QUEUE_CAP)
     labels = pilot_repository.labels(session, pilots)
     questions, questions_total = application_service.list_applications(
         session, actor=actor, state=ApplicationState.info_requested, program=None, offset=0, limit=QUEUE_CAP
     )
+    due = due_filings(session, actor=actor, as_of=bureau_today(request), calendars=request.app.state.calendars)
     return {
+        "due": Queue(due[:QUEUE_CAP], len(due)),
         "pilots": Queue([(pilot, labels.get(pilot.id, ("", ""))[0]) for pilot in pilots], pilots_total),
         "questions": Queue(questions, questions_total),
         "question_labels": application_repository.labels(session, questions),
@@ -158,5 +160,5 @@ def home(request: Request, session: DbSession, actor: RequiredWebActor) -> Respo
     if actor.is_bureau:
         context.update(_bureau_context(session, actor, request))
     elif actor.is_institution:
-        context.update(_institution_context(session, actor))
+        context.update(_institution_context(session, actor, request))
     return render(request, "home.html", context, actor=actor)

@@ -139,3 +139,50 @@ def test_the_pilot_page_plots_each_metric_against_its_thresholds(page: Any, site
     npl = page.get_by_role("img", name=re.compile("npl_ratio"))
     expect(npl).to_be_visible()
     site.shot(page, "pilot-charts")
+
+
+def test_an_institution_answers_the_bureaus_questions(page: Any, site: Site) -> None:
+    # The demo's Bank D was asked for its model validation report.
+    sign_in(page, "admin@bank-d.example")
+    questions = page.get_by_role("region", name=re.compile("Questions from the bureau"))
+    questions.get_by_role("link").first.click()
+    expect(page.get_by_text("model validation report")).to_be_visible()
+    page.get_by_label("Response").fill("Validation report by the model risk team attached; fairness tests by segment.")
+    page.get_by_role("button", name="Send response").click()
+    expect(page.get_by_role("status")).to_contain_text("Response sent")
+    expect(page.get_by_text("Validation report by the model risk team attached")).to_be_visible()
+    site.shot(page, "application-answered")
+
+
+def test_an_institution_reports_a_risk_event_from_its_pilot_page(page: Any, site: Site) -> None:
+    pilot = _pilot(site, "BANK-A", "SH-FTZ-NRSL")
+    sign_in(page, "filer@bank-a.example")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Pilots").click()
+    page.get_by_role("link", name=pilot.reference).click()
+    page.get_by_label("Kind of event").select_option("credit_loss")
+    page.get_by_label("Occurred on").fill("2026-11-20")
+    page.get_by_label("Loss amount (CNY, optional)").fill("35000000")
+    page.get_by_label("Description").fill("Syndicate member default on a non-resident loan.")
+    page.get_by_role("button", name="Report risk event").click()
+    expect(page.get_by_role("status")).to_contain_text("Risk event reported")
+    site.shot(page, "risk-event-reported")
+
+
+def test_each_role_reaches_its_pages_by_the_menu_and_the_keyboard(page: Any, site: Site) -> None:
+    """Every menu entry opens a page with one heading and no error, for a bureau and a bank user;
+    the first Tab reaches the skip link, which moves focus to the content."""
+    for email, prefix in (("supervisor@bureau.example", "bureau"), ("admin@bank-a.example", "bank")):
+        sign_in(page, email)
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="Skip to main content")).to_be_focused()
+        menu = page.get_by_role("navigation", name="Main").get_by_role("link")
+        entries = [(menu.nth(i).inner_text(), menu.nth(i).get_attribute("href")) for i in range(menu.count())]
+        assert len(entries) >= 6
+        for name, href in entries:
+            response = page.goto(href)
+            assert response is not None and response.status == 200, f"{email}: {href} answered {response}"
+            expect(page.locator("h1")).to_have_count(1)
+            slug = href.strip("/").replace("/", "-") or "home"
+            site.shot(page, f"{prefix}-{slug}")
+            assert name
+        sign_out(page)

@@ -202,3 +202,23 @@ def test_an_institution_sees_its_pilots_and_the_bureaus_questions_only(world: Wo
 def test_the_home_page_needs_a_signed_in_user(browser: BrowserFor) -> None:
     response = browser(None).get("/", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"].startswith("/sign-in")
+
+
+def test_an_institution_home_lists_its_filings_due_overdue_first(
+    world: World, clock: FixedClock, database: Database, settings: Settings, browser: BrowserFor
+) -> None:
+    live = start_live(world, clock, database)  # BANK-A's pilot from 2026-02, nothing filed; clock 2026-11-20
+
+    def home_of(login: Login) -> str:
+        page = browser(None)
+        cookie = encode_session(settings, new_session(login.user.id, now=live.clock.now()))
+        page.client.cookies.set(COOKIE_NAME, cookie)
+        return page.get("/").text
+
+    due = section(home_of(world.filer_a), "Filings due")
+    assert 'Filings due <span class="count">(10)</span>' in due  # 2026-02..10 overdue, 2026-11 next
+    rows = re.findall(r"<tr>.*?</tr>", due, re.S)[1:]
+    assert "2026-02" in rows[0] and "Overdue</span>: " in rows[0]
+    assert "2026-11" in rows[-1] and ">Due</span>" in rows[-1]
+    assert live.pilot["reference"] in rows[0]
+    assert "Nothing is due" in section(home_of(world.bank_b), "Filings due")
