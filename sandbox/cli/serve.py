@@ -46,7 +46,7 @@ def serve(
         common.err_console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
     base = f"http://{host}:{port}"
-    common.console.print(f"serving on {base}  (API docs: {base}/docs, public register: {base}/api/v1/public/pilots)")
+    common.console.print(f"serving on {base}  (API docs: {base}/docs, public register: {base}/register)")
     tokens = cfg.var_dir / "demo-tokens.txt"
     if tokens.exists():
         common.console.print(
