@@ -3,10 +3,9 @@ history charted against the levels of the rules that test it, evaluations, filin
 events), the lifecycle commands the pilot service allows the signed-in user, and risk-event
 reporting for the pilot's institution.
 
-Everything shown comes from the services and repositories the API uses; the only thing worked out
-here is presentation: which level of a rule can be drawn as a line. A rule whose condition is one
-comparison of a metric (or a metric over a quota) with a fixed number or a granted quota has a
-level; any other condition is listed under the chart in words, never guessed at.
+Everything shown comes from the services and repositories the API uses; which level of a rule can
+be drawn as a line comes from ``sandbox.rules.levels``; a rule without one is listed under the
+chart in words, never guessed at.
 """
 
 from __future__ import annotations
@@ -40,13 +39,13 @@ from sandbox.program.service import NoPolicyInForce, list_programs, policy_docum
 from sandbox.risk import service as risk_service
 from sandbox.risk.schemas import RiskEventCreate
 from sandbox.rules.engine import CompiledRule, compile_policy
-from sandbox.rules.expr import Arithmetic, Compare, Input, Negate, Node, Number
+from sandbox.rules.levels import RuleLevel, RuleNote, rule_level
 from sandbox.rules.periods import Frequency, Period, PeriodError, expected_periods, parse_period
 from sandbox.rules.policy import PolicyDocument
-from sandbox.rules.rulebook import Action, Mode
+from sandbox.rules.rulebook import Mode
 from sandbox.web import auth
 from sandbox.web.auth import RequiredWebActor
-from sandbox.web.chart import KIND_WORDS, Level, LineKind, Point, chart_id, render_chart
+from sandbox.web.chart import KIND_WORDS, Level, Point, chart_id, render_chart
 from sandbox.web.page import FormVersion, WebRoute, bureau_today, number, parse_form, redirect, render
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
@@ -101,133 +100,10 @@ FINDINGS = {
 }
 COMMAND_FIELDS = {"reason": "Reason", "end_on": "New end date"}
 OPERATOR_TEXT = {"<": "<", "<=": "≤", ">": ">", ">=": "≥", "==": "=", "!=": "≠"}
-_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
 
-# -- levels: what of a rule can be drawn on a metric's chart --------------------------------------
-
-
-@dataclass(frozen=True)
-class RuleLevel:
-    """A rule's level on one metric: the metric breaches when ``metric operator value``."""
-
-    rule_id: str
-    metric: str
-    kind: LineKind  # warn or trip
-    action: str  # warn, trip or terminate (a trip that also asks the approvers to end the pilot)
-    operator: str
-    value: Decimal
-    basis: str  # how the value follows from the rule, when it is not a plain number
-    shadow: bool
-    quota: str | None  # the quota the level is derived from, if any
-
-    @property
-    def label(self) -> str:
-        return f"{self.rule_id} {OPERATOR_TEXT[self.operator]} {number(self.value)}"
-
-
-@dataclass(frozen=True)
-class RuleNote:
-    """A rule that reads a metric but has no single level to draw."""
-
-    rule_id: str
-    action: str
-    shadow: bool
-    condition: str
-    why: str
-
-
-class _NoLevel(Exception):
-    def __init__(self, why: str) -> None:
-        super().__init__(why)
-        self.why = why
-
-
-def _constant(node: Node, quotas: Mapping[str, Decimal]) -> Decimal:
-    """The value of a sub-expression that reads no metric: numbers and granted quotas."""
-    if isinstance(node, Number):
-        return node.value
-    if isinstance(node, Negate):
-        return -_constant(node.operand, quotas)
-    if isinstance(node, Input) and node.source == "quota":
-        if node.key not in quotas:
-            raise _NoLevel(f"quota {node.key} is not granted to this pilot")
-        return quotas[node.key]
-    if isinstance(node, Arithmetic):
-        left, right = _constant(node.left, quotas), _constant(node.right, quotas)
-        if node.op == "+":
-            return left + right
-        if node.op == "-":
-            return left - right
-        if node.op == "*":
-            return left * right
-        if right == 0:
-            raise _NoLevel("its level divides by zero")
-        return left / right
-    raise _NoLevel("its condition is not a comparison of the metric with a fixed level")
-
-
-def _metric_side(node: Node) -> tuple[str, Node | None] | None:
-    """``metric`` or ``metric / something``: the metric and the divisor (None: no divisor)."""
-    if isinstance(node, Input) and node.source == "metric":
-        return node.key, None
-    if (
-        isinstance(node, Arithmetic)
-        and node.op == "/"
-        and isinstance(node.left, Input)
-        and node.left.source == "metric"
-    ):
-        return node.left.key, node.right
-    return None
-
-
-def _quota_names(node: Node | None) -> list[str]:
-    if node is None:
-        return []
-    found = [node.key] if isinstance(node, Input) and node.source == "quota" else []
-    for child in node.children():
-        found.extend(_quota_names(child))
-    return found
-
-
-def rule_level(rule: CompiledRule, quotas: Mapping[str, Decimal]) -> RuleLevel | RuleNote | None:
-    """The level of a rule's condition, or a note saying why it has none (None: a built-in rule,
-    which reads no metric)."""
-    if rule.when is None or not rule.when.metrics:
-        return None
-    kind: LineKind = "warn" if rule.action is Action.warn else "trip"
-    shadow = rule.mode is Mode.shadow
-    root = rule.when.root
-
-    def note(why: str) -> RuleNote:
-        return RuleNote(rule.id, rule.action.value, shadow, rule.when.text if rule.when else "", why)
-
-    if not isinstance(root, Compare):
-        return note("its condition combines several tests")
-    operator: str = root.op
-    side = _metric_side(root.left)
-    other = root.right
-    if side is None:
-        side, other, operator = _metric_side(root.right), root.left, _FLIPPED[root.op]
-    if side is None:
-        return note("its condition is not a comparison of the metric with a fixed level")
-    metric, divisor = side
-    try:
-        level = _constant(other, quotas)
-        if divisor is not None:
-            scale = _constant(divisor, quotas)
-            if scale == 0:
-                return note("its level divides by zero")
-            level *= scale
-            if scale < 0:
-                operator = _FLIPPED[operator]
-    except _NoLevel as exc:
-        return note(exc.why)
-    used = _quota_names(other) + _quota_names(divisor)
-    basis = f"{other.src} × {divisor.src}" if divisor is not None else ("" if isinstance(other, Number) else other.src)
-    return RuleLevel(
-        rule.id, metric, kind, rule.action.value, operator, level, basis, shadow, used[0] if used else None
-    )
+def level_label(level: RuleLevel) -> str:
+    return f"{level.rule_id} {OPERATOR_TEXT[level.operator]} {number(level.value)}"
 
 
 # -- the pilot page's view of its data ------------------------------------------------------------
@@ -262,7 +138,7 @@ class MetricView:
     @property
     def legend_levels(self) -> list[Level]:
         lines = [
-            Level(level.label + (" (shadow)" if level.shadow else ""), level.value, level.kind, level.rule_id)
+            Level(level_label(level) + (" (shadow)" if level.shadow else ""), level.value, level.kind, level.rule_id)
             for level in self.levels
         ]
         return lines + [Level(f"quota {name}", amount, "quota") for name, amount in self.quota_lines]
@@ -678,4 +554,4 @@ def pilot_command(
     return redirect(request, f"/pilots/{pilot.id}", notice=notice)
 
 
-__all__ = ["RuleLevel", "RuleNote", "router", "rule_level"]
+__all__ = ["router"]
