@@ -168,9 +168,37 @@ def test_an_institution_reports_a_risk_event_from_its_pilot_page(page: Any, site
     site.shot(page, "risk-event-reported")
 
 
+# What a screen-reader user needs on every page: each control named by a label, headings that do
+# not skip a level, each table captioned, each chart named.
+ACCESSIBILITY_PROBLEMS = """() => {
+  const problems = [];
+  for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+    if (el.labels.length === 0 && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+      problems.push('unlabelled ' + el.outerHTML.slice(0, 80));
+  }
+  let previous = 0;
+  for (const h of document.querySelectorAll('main h1, main h2, main h3, main h4')) {
+    const level = Number(h.tagName[1]);
+    if (level > previous + 1) problems.push('heading ' + h.tagName + ' after h' + previous + ': ' + h.textContent.trim());
+    previous = level;
+  }
+  for (const t of document.querySelectorAll('main table'))
+    if (!t.querySelector('caption')) problems.push('table without caption near ' + (t.previousElementSibling || {}).textContent);
+  for (const svg of document.querySelectorAll('svg[role=img]'))
+    if (!svg.querySelector('title')) problems.push('chart without title');
+  return problems;
+}"""
+
+
+def assert_accessible(page: Any) -> None:
+    problems = page.evaluate(ACCESSIBILITY_PROBLEMS)
+    assert problems == [], f"{page.url}: {problems}"
+
+
 def test_each_role_reaches_its_pages_by_the_menu_and_the_keyboard(page: Any, site: Site) -> None:
     """Every menu entry opens a page with one heading and no error, for a bureau and a bank user;
-    the first Tab reaches the skip link, which moves focus to the content."""
+    the first Tab reaches the skip link, which moves focus to the content; every page, and the
+    first object each list links to, passes the accessibility checks above."""
     for email, prefix in (("supervisor@bureau.example", "bureau"), ("admin@bank-a.example", "bank")):
         sign_in(page, email)
         page.keyboard.press("Tab")
@@ -182,7 +210,14 @@ def test_each_role_reaches_its_pages_by_the_menu_and_the_keyboard(page: Any, sit
             response = page.goto(href)
             assert response is not None and response.status == 200, f"{email}: {href} answered {response}"
             expect(page.locator("h1")).to_have_count(1)
+            assert_accessible(page)
             slug = href.strip("/").replace("/", "-") or "home"
             site.shot(page, f"{prefix}-{slug}")
             assert name
+            first = page.locator(f"main table a[href^='{href}/']").first if href not in ("/", "/register") else None
+            if first is not None and first.count():
+                first.click()
+                expect(page.locator("h1")).to_have_count(1)
+                assert_accessible(page)
+                site.shot(page, f"{prefix}-{slug}-first")
         sign_out(page)
