@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from sandbox.web import auth
 from sandbox.web.auth import SignInLimiter
 from sandbox.web.page import WebRoute, render
 
+log = logging.getLogger("sandbox.web.sign_in")
 REGISTER_PAGE_SIZE = 100
 SIGN_IN_FAILED = "The email address or password is not correct."
 SIGN_IN_LOCKED = (
@@ -56,14 +58,17 @@ def sign_in(
     limiter = _limiter(request)
     keys = auth.limiter_keys(request, email)
     if limiter.locked(keys, now):
+        log.warning("sign-in refused while paused: %r from %s", email[:200], keys[-1])
         context = {"next": target, "email": email, "error": SIGN_IN_LOCKED}
         return render(request, "sign_in.html", context, status_code=429)
     user = user_repository.find_user_by_email(session, email.strip()) if email.strip() else None
     if user is None or not user.is_active or not check_password(user, password):
         limiter.fail(keys, now)
+        log.warning("sign-in failed: %r from %s", email[:200], keys[-1])
         context = {"next": target, "email": email, "error": SIGN_IN_FAILED}
         return render(request, "sign_in.html", context, status_code=401)
     limiter.succeed(keys[0])
+    log.info("signed in: %s (%s)", user.email, user.role)
     response = RedirectResponse(target, status_code=303)
     auth.set_session_cookie(request, response, auth.new_session(user.id, now=now))
     return response

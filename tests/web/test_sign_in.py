@@ -228,3 +228,18 @@ def test_institution_home_shows_its_pilots_and_not_anothers(world: World, databa
     sign_in(client, "web-admin@bank-b.example", PASSWORD)
     home = client.get("/")
     assert home.status_code == 200 and pilot["reference"] not in home.text and "no pilots yet" in home.text
+
+
+def test_sign_ins_are_logged_for_security_monitoring(
+    client: TestClient, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_user(database, "reviewer@bureau.example")
+    with caplog.at_level("INFO", logger="sandbox.web.sign_in"):
+        sign_in(client, "reviewer@bureau.example", "wrong-password")
+        sign_in(client, "reviewer@bureau.example", PASSWORD)
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "sandbox.web.sign_in"]
+    assert messages == [
+        ("WARNING", "sign-in failed: 'reviewer@bureau.example' from addr:testclient"),
+        ("INFO", "signed in: reviewer@bureau.example (reviewer)"),
+    ]
+    assert all(PASSWORD not in text and "wrong-password" not in text for _, text in messages)
