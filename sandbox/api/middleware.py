@@ -3,6 +3,7 @@ body size limits enforced while the body streams in (before anything parses it).
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
@@ -12,6 +13,7 @@ import uuid
 from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException
+from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.api.problems import internal_error_response, log, problem_response
@@ -158,6 +160,19 @@ class BodyLimitMiddleware:
                 await self._refuse(scope, receive, send, limit)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        headers = dict(scope["headers"])
+        if not scope["path"].startswith("/api/") and b"text/html" in headers.get(b"accept", b""):
+            # A person's browser posted a form (a spreadsheet upload): answer with a page.
+            megabytes = f"{limit / 1_000_000:g} MB"
+            body = (
+                '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>File too large</title>'
+                '<link rel="stylesheet" href="/static/app.css"></head><body><main><h1>The file is too large</h1>'
+                f'<p class="error" role="alert">The upload exceeds the limit of {megabytes}; nothing was recorded. '
+                "Split the file into smaller ones and upload each.</p>"
+                f'<p><a href="{html.escape(scope["path"])}">Back</a></p></main></body></html>'
+            )
+            await HTMLResponse(body, status_code=413)(scope, receive, send)
+            return
         response = problem_response(
             413,
             "payload-too-large",

@@ -14,11 +14,13 @@ from typing import Any
 
 import openpyxl  # type: ignore[import-untyped]
 import pytest
+from fastapi.testclient import TestClient
 
 from sandbox.clock import FixedClock
 from sandbox.config import Settings
 from sandbox.db import Database
 from sandbox.filing.due import due_filings, overdue_filings, upload_template
+from sandbox.main import create_app
 from sandbox.pilot.service import activate_due
 from sandbox.program.calendars import load_calendars
 from sandbox.rules.calendar import WorkingCalendar
@@ -534,3 +536,22 @@ def test_a_form_sent_without_a_file_part_is_refused_with_the_upload_page(
     response = filer.submit("/filings/upload", "/filings/upload", {})
     assert response.status_code == 422
     assert "The file was not accepted: no file was chosen" in response.text
+
+
+def test_a_file_over_the_size_limit_gets_a_page_not_json(
+    settings: Settings, database: Database, clock: FixedClock, world: World
+) -> None:
+    app = create_app(settings.model_copy(update={"max_upload_bytes": 2000}), database=database, clock=clock)
+    with TestClient(app) as client:
+        client.cookies.set(COOKIE_NAME, encode_session(settings, new_session(world.filer_a.user.id, now=clock.now())))
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/filings/upload").text)
+        assert token is not None
+        big = b"pilot,period,metric,value\n" + b"X,2026-03,npl_ratio,0.01\n" * 200
+        response = client.post(
+            "/filings/upload",
+            data={"csrf_token": token.group(1)},
+            files={"file": ("big.csv", big, "text/csv")},
+            headers={"Accept": "text/html,application/xhtml+xml"},
+        )
+    assert response.status_code == 413 and response.headers["content-type"].startswith("text/html")
+    assert "The upload exceeds the limit of 0.002 MB; nothing was recorded." in response.text
