@@ -13,7 +13,18 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox.errors import SandboxError
-from sandbox.web import applications, audit, breakers, exemptions, filings, home, pilots
+from sandbox.web import (
+    admin,
+    applications,
+    audit,
+    breakers,
+    exemptions,
+    filings,
+    home,
+    institutions,
+    pilots,
+    programs,
+)
 from sandbox.web.auth import CsrfRefused, SignInLimiter, SignInRequired, sign_in_url
 from sandbox.web.page import error_page, is_page, web_error_response
 from sandbox.web.router import router
@@ -28,7 +39,7 @@ def install(app: FastAPI) -> None:
     app.state.web_installed = True
     app.state.web_sign_in_limiter = SignInLimiter()
     app.include_router(router)
-    for pages in (home, applications, pilots, breakers, exemptions, filings, audit):
+    for pages in (home, applications, pilots, breakers, exemptions, filings, audit, programs, institutions, admin):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

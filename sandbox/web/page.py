@@ -99,7 +99,8 @@ templates.env.filters["label"] = label
 
 
 def navigation(actor: Actor | None) -> list[tuple[str, str]]:
-    """The main menu for a role: bureau staff see the queues and boards, institutions their own work."""
+    """The main menu for a role: bureau staff see the queues and boards, institutions their own
+    work; the public register is linked from every page's footer."""
     if actor is None:
         return [("/register", "Public register")]
     if actor.is_bureau:
@@ -110,17 +111,24 @@ def navigation(actor: Actor | None) -> list[tuple[str, str]]:
             ("/breakers", "Breaker board"),
             ("/exemptions", "Exemptions"),
             ("/filings", "Filings"),
+            ("/programs", "Programs"),
+            ("/institutions", "Institutions"),
             ("/audit", "Audit trail"),
         ]
-    else:
-        items = [
-            ("/", "Home"),
-            ("/applications", "Applications"),
-            ("/pilots", "Pilots"),
-            ("/filings", "Filings"),
-            ("/filings/upload", "Upload filings"),
-        ]
-    return [*items, ("/register", "Public register")]
+        if actor.role is Role.admin:
+            items.append(("/admin/users", "Users"))
+        return items
+    items = [
+        ("/", "Home"),
+        ("/applications", "Applications"),
+        ("/pilots", "Pilots"),
+        ("/filings", "Filings"),
+        ("/filings/upload", "Upload filings"),
+        ("/programs", "Programs"),
+    ]
+    if actor.role is Role.institution_admin:
+        items.append(("/institutions/mine", "Our institution"))
+    return items
 
 
 def _nav_current(path: str, nav: list[tuple[str, str]]) -> str | None:
