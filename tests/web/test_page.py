@@ -137,7 +137,11 @@ def test_unknown_pages_are_html_for_browsers_and_problem_json_for_the_api(
 
 def test_the_menu_follows_the_role(world: World) -> None:
     bureau = dict(navigation(world.supervisor.actor))
-    bank = dict(navigation(world.filer_a.actor))
-    assert {"/breakers", "/exemptions", "/audit"} <= bureau.keys()
-    assert "/filings/upload" in bank and not {"/breakers", "/audit"} & bank.keys()
+    admin = dict(navigation(world.admin.actor))
+    bank_admin = dict(navigation(world.bank_a.actor))
+    filer = dict(navigation(world.filer_a.actor))
+    assert {"/breakers", "/exemptions", "/audit", "/programs", "/institutions"} <= bureau.keys()
+    assert "/admin/users" in admin and "/admin/users" not in bureau
+    assert "/filings/upload" in filer and not {"/breakers", "/audit", "/institutions", "/admin/users"} & filer.keys()
+    assert "/institutions/mine" in bank_admin and "/institutions/mine" not in filer
     assert list(dict(navigation(None))) == ["/register"]
