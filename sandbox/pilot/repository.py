@@ -30,6 +30,32 @@ def allocated_total(session: Session, program_id: uuid.UUID, quota: str) -> Deci
     return sum(amounts, Decimal(0))
 
 
+def allocated_by_quota(session: Session, program_id: uuid.UUID) -> dict[str, Decimal]:
+    """What the program's pilots hold now, per quota: the allocations not yet released (summed
+    here, not in SQL, so the sum stays exact on SQLite too)."""
+    totals: dict[str, Decimal] = {}
+    rows = session.execute(
+        select(QuotaAllocation.quota, QuotaAllocation.amount).where(
+            QuotaAllocation.program_id == program_id, QuotaAllocation.released_at.is_(None)
+        )
+    ).all()
+    for quota, amount in rows:
+        totals[quota] = totals.get(quota, Decimal(0)) + amount
+    return totals
+
+
+def count_in_state(session: Session, program_ids: Sequence[uuid.UUID], state: str) -> dict[uuid.UUID, int]:
+    """How many pilots of each of these programs are in ``state``, in one query."""
+    if not program_ids:
+        return {}
+    rows = session.execute(
+        select(Pilot.program_id, func.count())
+        .where(Pilot.program_id.in_(program_ids), Pilot.state == state)
+        .group_by(Pilot.program_id)
+    ).all()
+    return {program_id: int(count) for program_id, count in rows}
+
+
 def count_references(session: Session, prefix: str) -> int:
     return session.scalar(select(func.count()).select_from(Pilot).where(Pilot.reference.like(f"{prefix}%"))) or 0
 

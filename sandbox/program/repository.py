@@ -50,3 +50,9 @@ def list_versions(session: Session, program_id: uuid.UUID) -> Sequence[PolicyVer
 
 def get_version(session: Session, version_id: uuid.UUID) -> PolicyVersion | None:
     return session.get(PolicyVersion, version_id)
+
+
+def find_version(session: Session, program_id: uuid.UUID, label: str) -> PolicyVersion | None:
+    return session.scalar(
+        select(PolicyVersion).where(PolicyVersion.program_id == program_id, PolicyVersion.version == label)
+    )

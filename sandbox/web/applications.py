@@ -1,5 +1,6 @@
-"""Pages for applications: the list, a new draft, and the application page with its thread and
-one form per command the service allows the signed-in user.
+"""Pages for applications: the list, a new draft, the edit of an application (a draft, or one the
+bureau asked to correct), and the application page with its thread and one form per command the
+service allows the signed-in user.
 
 Every rule (who may do what, in which state, four eyes, tenancy, limits) is the service's: the
 page shows the forms ``service.allowed_commands`` lists and posts them to the same service
@@ -27,6 +28,7 @@ from sandbox.api.deps import DbSession, Now
 from sandbox.application import repository, service
 from sandbox.application.schemas import (
     ApplicationCreate,
+    ApplicationUpdate,
     ApproveBody,
     MessageCreate,
     ReasonBody,
@@ -34,7 +36,7 @@ from sandbox.application.schemas import (
 )
 from sandbox.clock import bureau_date
 from sandbox.errors import InvalidInput, SandboxError
-from sandbox.models import ApplicationState, Program
+from sandbox.models import Application, ApplicationState, Program
 from sandbox.program import service as program_service
 from sandbox.rules.limits import check_dates, check_requested_quotas, check_requested_scope
 from sandbox.rules.numbers import parse_exact
@@ -69,9 +71,7 @@ COMMAND_FIELD_LABELS = {
     "granted_quotas": "Granted quotas",
     "conditions": "Conditions",
 }
-# Who may write on a thread outside the request-info/respond cycle: mirrors
-# ``service.post_message``, which decides (the service has no "may post" query to ask).
-# Commands without a form on this page (a draft is edited through the API for now).
+# Commands without a form on this page: "edit" has a page of its own, linked from it.
 NO_FORM = frozenset({"edit"})
 # The forms in the order of the application's life.
 COMMAND_ORDER = (
@@ -94,6 +94,8 @@ async def posted_form(request: Request) -> FormData:
 
 
 PostedForm = Annotated[FormData, Depends(posted_form)]
+Csrf = Annotated[str, Form()]
+Text = Annotated[str, Form()]
 
 
 def may_create(actor: Actor) -> bool:
@@ -226,7 +228,16 @@ def _new_page(
     *,
     status_code: int = 200,
 ) -> Response:
-    context = {"programs": programs, "fields": fields, "form": form, "labels": FIELD_LABELS, "summary": _summary(form)}
+    context = {
+        "programs": programs,
+        "fields": fields,
+        "form": form,
+        "labels": FIELD_LABELS,
+        "summary": _summary(form),
+        "form_action": "/applications/new",
+        "submit_label": "Save draft",
+        "version": None,
+    }
     return render(request, "applications/new.html", context, actor=actor, status_code=status_code)
 
 
@@ -328,17 +339,135 @@ def create(
         with session.begin_nested():
             application = service.create_application(session, body, actor=actor, at=now)
     except InvalidInput as exc:
-        for error in exc.extra.get("errors", []):
-            draft.add_error(_key(error.get("loc", [])), _message(error))
-        if not draft.errors:
-            draft.general.append(_sentence(exc.detail))
+        session.rollback()
+        _add_service_errors(draft, exc)
         return _new_page(request, session, actor, programs, fields, draft, status_code=422)
     except SandboxError as exc:
         if exc.status in (401, 403, 404):
             raise
+        session.rollback()
         draft.general.append(_sentence(exc.detail))
         return _new_page(request, session, actor, programs, fields, draft, status_code=exc.status)
     return redirect(request, f"/applications/{application.id}", notice="Application saved as a draft.")
+
+
+def _add_service_errors(draft: DraftForm, exc: InvalidInput) -> None:
+    """The service's refusal, each problem next to its field (or above the form if it has none)."""
+    for error in exc.extra.get("errors", []):
+        draft.add_error(_key(error.get("loc", [])), _message(error))
+    if not draft.errors:
+        draft.general.append(_sentence(exc.detail))
+
+
+# --- editing an application ----------------------------------------------------------------------
+
+
+def _editable(session: Session, application_id: uuid.UUID, actor: Actor) -> Application:
+    """The application, if this user may edit it now: tenancy (404), role (403) and state (409,
+    naming the state and the commands it allows), checked as the service checks them."""
+    application = service.get_application(session, application_id, actor=actor)
+    actor.require(*service.COMMAND_ROLES["edit"], doing="edit an application")
+    service.TRANSITIONS.target(application.state, "edit")
+    return application
+
+
+def _current(application: Application, program: Program) -> DraftForm:
+    """The form filled in with the application as it is."""
+    draft = DraftForm(program=program.code)
+    for name in TEXT_FIELDS:
+        value = getattr(application, name)
+        draft.values[name] = value.isoformat() if isinstance(value, date) else str(value)
+    draft.scope = {dimension: list(values) for dimension, values in application.requested_scope.items()}
+    draft.quotas = {name: str(amount) for name, amount in application.requested_quotas.items()}
+    return draft
+
+
+def _edit_page(
+    request: Request,
+    actor: Actor,
+    application: Application,
+    fields: ProgramFields,
+    form: DraftForm,
+    *,
+    version: int,
+    stale: bool = False,
+    status_code: int = 200,
+) -> Response:
+    context = {
+        "application": application,
+        "fields": fields,
+        "form": form,
+        "labels": FIELD_LABELS,
+        "summary": _summary(form),
+        "form_action": f"/applications/{application.id}/edit",
+        "submit_label": "Save changes",
+        "version": version,
+        "stale": stale,
+    }
+    return render(request, "applications/edit.html", context, actor=actor, status_code=status_code)
+
+
+def _program_of(session: Session, application: Application) -> Program:
+    program = session.get(Program, application.program_id)
+    assert program is not None
+    return program
+
+
+@router.get("/applications/{application_id}/edit", response_class=HTMLResponse)
+def edit_page(
+    request: Request, application_id: uuid.UUID, session: DbSession, actor: RequiredWebActor, now: Now
+) -> Response:
+    application = _editable(session, application_id, actor)
+    program = _program_of(session, application)
+    fields = _fields(session, program, bureau_date(now))
+    return _edit_page(request, actor, application, fields, _current(application, program), version=application.version)
+
+
+@router.post("/applications/{application_id}/edit", response_class=HTMLResponse)
+def edit(
+    request: Request,
+    application_id: uuid.UUID,
+    session: DbSession,
+    actor: RequiredWebActor,
+    now: Now,
+    form: PostedForm,
+    csrf_token: Csrf = "",
+    version: FormVersion = None,
+) -> Response:
+    """The whole form replaces the request (a field emptied is refused, not left as it was); the
+    version the form was rendered with guards against overwriting a change made since (412)."""
+    auth.check_csrf(request, csrf_token)
+    application = _editable(session, application_id, actor)
+    program = _program_of(session, application)
+    fields = _fields(session, program, bureau_date(now))
+    draft = _read_draft(form)
+    draft.program = program.code
+    shown = version if version is not None else application.version
+    try:
+        complete = ApplicationCreate.model_validate(_draft_body(draft, fields))
+    except ValidationError as exc:
+        for error in exc.errors():
+            draft.add_error(_key(error["loc"]), _message(error))
+        _add_limit_problems(draft, fields)
+        return _edit_page(request, actor, application, fields, draft, version=shown, status_code=422)
+    changes = ApplicationUpdate.model_validate(complete.model_dump(exclude={"program"}))
+    try:
+        service.update_application(session, application.id, changes, actor=actor, at=now, expected_version=version)
+    except InvalidInput as exc:
+        session.rollback()
+        _add_service_errors(draft, exc)
+        application = service.get_application(session, application_id, actor=actor)
+        return _edit_page(request, actor, application, fields, draft, version=shown, status_code=422)
+    except SandboxError as exc:
+        if exc.status in (401, 403, 404):
+            raise
+        session.rollback()
+        draft.general.append(_sentence(exc.detail))
+        application = service.get_application(session, application_id, actor=actor)
+        return _edit_page(
+            request, actor, application, fields, draft, version=shown, stale=exc.status == 412, status_code=exc.status
+        )
+    return redirect(request, _page_of(application_id), notice="Application updated.")
 
 
 # --- the application page -----------------------------------------------------------------------
@@ -359,7 +488,8 @@ def application_page(
             *(m.author_id for m in messages),
         ],
     )
-    allowed = set(service.allowed_commands(application, actor)) - NO_FORM
+    allowed_all = service.allowed_commands(application, actor)
+    allowed = set(allowed_all) - NO_FORM
     commands = sorted(allowed, key=lambda c: COMMAND_ORDER.index(c) if c in COMMAND_ORDER else len(COMMAND_ORDER))
     thread_open = bool(service.TRANSITIONS.allowed(application.state))
     context = {
@@ -368,6 +498,7 @@ def application_page(
         "messages": messages,
         "people": people,
         "commands": commands,
+        "may_edit": "edit" in allowed_all,
         "may_write": thread_open and actor.role in service.MESSAGE_ROLES,
         "thread_open": thread_open,
         "recommended_by_you": application.recommended_by_id is not None
@@ -381,10 +512,6 @@ def application_page(
 
 def _page_of(application_id: uuid.UUID) -> str:
     return f"/applications/{application_id}"
-
-
-Csrf = Annotated[str, Form()]
-Text = Annotated[str, Form()]
 
 
 @router.post("/applications/{application_id}/submit")

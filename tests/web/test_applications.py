@@ -310,3 +310,169 @@ def test_another_banks_application_is_not_found(world: World, browser: BrowserFo
     assert "No such application." in other.follow(refused).text
     assert state_of(database, app_id) == "draft"
     assert escape("Bank A secret plan") not in other.get("/applications").text
+
+
+# --- editing ------------------------------------------------------------------------------------
+
+
+def edit_form(page: str, **overrides: Any) -> dict[str, Any]:
+    """The edit form as a browser would send it after the user changed ``overrides``."""
+    return draft_form(version=version_of(page), **overrides)
+
+
+def stored(database: Database, application_id: str) -> Application:
+    with database.sessions() as session:
+        application = session.get(Application, uuid.UUID(application_id))
+        assert application is not None
+        session.expunge(application)
+        return application
+
+
+def test_an_institution_edits_its_draft_through_the_form(world: World, browser: BrowserFor, database: Database) -> None:
+    app_id = world.create(title="Chip M&A loans")["id"]
+    path = f"/applications/{app_id}"
+    b = browser(world.bank_a)
+    page = b.get(path)
+    assert f'<a href="{path}/edit">Edit application</a>' in page.text
+
+    form = b.get(f"{path}/edit")
+    assert form.status_code == 200
+    text = form.text
+    assert "<h1>Edit application</h1>" in text and "New application" not in text
+    assert 'id="field-title"' in text and 'value="Chip M&amp;A loans"' in text
+    assert 'name="quota.exposure_limit" type="text" inputmode="decimal" value="5000000000"' in text
+    assert re.search(r'value="integrated_circuits"\s+checked', text)
+    assert 'value="2026-12-01"' in text and "Run-off of the book at contractual maturity.</textarea>" in text
+    assert buttons(text)[-1] == "Save changes" and "Save draft" not in buttons(text)
+    assert f'<form method="post" action="{path}/edit"' in text
+
+    saved = b.submit(
+        f"{path}/edit",
+        f"{path}/edit",
+        edit_form(text, title="Chip M&A loans, revised", **{"quota.exposure_limit": "4000000000"}),
+    )
+    assert saved.status_code == 303 and saved.headers["location"] == path
+    page = b.follow(saved)
+    assert "Application updated." in page.text
+    assert "<h1>Chip M&amp;A loans, revised</h1>" in page.text and "4000000000" in page.text
+    application = stored(database, app_id)
+    assert application.title == "Chip M&A loans, revised" and application.state == "draft"
+    assert application.requested_quotas == {"exposure_limit": "4000000000"}
+
+
+def test_a_refused_edit_keeps_what_was_typed_and_changes_nothing(
+    world: World, browser: BrowserFor, database: Database
+) -> None:
+    app_id = world.create(title="Chip M&A loans")["id"]
+    path = f"/applications/{app_id}/edit"
+    b = browser(world.bank_a)
+    page = b.get(path).text
+
+    # Refused by the form's own checks: an emptied field is required, not left as it was.
+    refused = b.submit(path, path, edit_form(page, title="", description="New words, kept."))
+    assert refused.status_code == 422
+    assert "Your changes were not saved" in refused.text
+    assert 'id="field-title-error">Required.</p>' in refused.text
+    assert "New words, kept.</textarea>" in refused.text
+    assert buttons(refused.text)[-1] == "Save changes"
+
+    # Refused by the service (the program's cap), after it had applied the new title: rolled back.
+    refused = b.submit(path, path, edit_form(page, title="Bigger loans", **{"quota.exposure_limit": "99000000000"}))
+    assert refused.status_code == 422
+    assert 'id="quota-exposure_limit-error">' in refused.text and "exceeds the per-pilot cap" in refused.text
+    assert 'value="Bigger loans"' in refused.text and 'value="99000000000"' in refused.text
+    application = stored(database, app_id)
+    assert application.title == "Chip M&A loans"
+    assert application.requested_quotas == {"exposure_limit": "5000000000"}
+    assert application.version == 1
+
+
+def test_a_stale_edit_form_is_refused(world: World, browser: BrowserFor, database: Database) -> None:
+    app_id = world.create(title="Chip M&A loans")["id"]
+    path = f"/applications/{app_id}/edit"
+    b = browser(world.bank_a)
+    page = b.get(path).text
+    changed = world.client.patch(
+        f"/api/v1/applications/{app_id}", json={"title": "Changed elsewhere"}, headers=world.bank_a.headers
+    )
+    assert changed.status_code == 200
+
+    refused = b.submit(path, path, edit_form(page, title="My older edit"))
+    assert refused.status_code == 412
+    assert "has changed since you read it" in refused.text
+    assert 'value="My older edit"' in refused.text
+    assert f'<a href="{path}">Open the application as it is now</a>' in refused.text
+    assert stored(database, app_id).title == "Changed elsewhere"
+
+
+def test_only_the_institution_may_edit_and_only_while_the_state_allows(
+    world: World, browser: BrowserFor, database: Database
+) -> None:
+    app_id = world.create(title="Chip M&A loans")["id"]
+    path = f"/applications/{app_id}"
+    reviewer = browser(world.reviewer)
+    assert "Edit application" not in reviewer.get(path).text
+    page = reviewer.get(f"{path}/edit")
+    assert page.status_code == 403 and "<h1>Not allowed</h1>" in page.text
+    # Posting anyway: refused with the service's reason, nothing changed.
+    refused = reviewer.submit(path, f"{path}/edit", draft_form(title="Reviewer's title", version="1"))
+    assert refused.status_code == 303 and refused.headers["location"] == path
+    assert "needs the role institution_admin" in reviewer.follow(refused).text
+    assert stored(database, app_id).title == "Chip M&A loans"
+    # A filer of the same bank neither.
+    assert browser(world.filer_a).get(f"{path}/edit").status_code == 403
+
+    # Once submitted, the institution may not edit either: no link, and a 409 naming the state.
+    world.command(app_id, "submit", world.bank_a)
+    bank = browser(world.bank_a)
+    assert "Edit application" not in bank.get(path).text
+    page = bank.get(f"{path}/edit")
+    assert page.status_code == 409 and "submitted" in page.text
+    refused = bank.submit(path, f"{path}/edit", draft_form(title="Too late", version="2"))
+    assert refused.status_code == 303
+    assert 'class="flash flash-error"' in bank.follow(refused).text
+    assert stored(database, app_id).title == "Chip M&A loans"
+
+
+def test_an_application_the_bureau_asked_about_can_be_corrected_by_its_institution(
+    world: World, browser: BrowserFor, database: Database
+) -> None:
+    app_id = world.create(title="Chip M&A loans")["id"]
+    world.command(app_id, "submit", world.bank_a)
+    world.command(app_id, "start-review", world.reviewer)
+    world.command(app_id, "request-info", world.reviewer, {"message": "Lower the exposure, please."})
+    path = f"/applications/{app_id}"
+    bank = browser(world.bank_a)
+    page = bank.get(path)
+    assert f'<a href="{path}/edit">Edit application</a>' in page.text
+    assert "Send response" in buttons(page.text)
+    assert "Edit application" not in browser(world.reviewer).get(path).text
+
+    form = bank.get(f"{path}/edit").text
+    assert "The bureau has asked for more information" in form
+    saved = bank.submit(f"{path}/edit", f"{path}/edit", edit_form(form, **{"quota.exposure_limit": "3000000000"}))
+    assert "Application updated." in bank.follow(saved).text
+    application = stored(database, app_id)
+    assert application.state == "info_requested"
+    assert application.requested_quotas == {"exposure_limit": "3000000000"}
+
+
+def test_another_bank_cannot_open_or_post_the_edit_form(world: World, browser: BrowserFor, database: Database) -> None:
+    app_id = world.create(title="Bank A secret plan")["id"]
+    path = f"/applications/{app_id}/edit"
+    other = browser(world.bank_b)
+    page = other.get(path)
+    assert page.status_code == 404 and "Bank A secret plan" not in page.text
+    refused = other.submit("/applications", path, draft_form(title="Mine now", version="1"))
+    assert "No such application." in other.follow(refused).text
+    assert stored(database, app_id).title == "Bank A secret plan"
+
+
+def test_an_edit_without_its_csrf_token_is_refused(world: World, browser: BrowserFor, database: Database) -> None:
+    app_id = world.create(title="Chip M&A loans")["id"]
+    b = browser(world.bank_a)
+    response = b.client.post(
+        f"/applications/{app_id}/edit", data=draft_form(title="Forged", version="1"), follow_redirects=False
+    )
+    assert response.status_code == 403
+    assert stored(database, app_id).title == "Chip M&A loans"
