@@ -3,10 +3,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sandbox.models import ApiToken, User
+from sandbox.models import ApiToken, Role, User
+
+
+def find_user(session: Session, user_id: uuid.UUID) -> User | None:
+    return session.get(User, user_id)
 
 
 def find_user_by_email(session: Session, email: str) -> User | None:
@@ -23,4 +27,27 @@ def find_active_token(session: Session, token_hash: str) -> tuple[ApiToken, User
 
 
 def list_tokens(session: Session, user_id: uuid.UUID) -> Sequence[ApiToken]:
-    return session.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.created_at)).all()
+    return session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.created_at, ApiToken.id)
+    ).all()
+
+
+def list_users(
+    session: Session,
+    *,
+    role: Role | None,
+    institution_id: uuid.UUID | None,
+    active: bool | None,
+    offset: int,
+    limit: int,
+) -> tuple[Sequence[User], int]:
+    query = select(User)
+    if role is not None:
+        query = query.where(User.role == role.value)
+    if institution_id is not None:
+        query = query.where(User.institution_id == institution_id)
+    if active is not None:
+        query = query.where(User.is_active.is_(active))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(User.email).offset(offset).limit(limit)).all()
+    return rows, total
