@@ -50,9 +50,7 @@ def list_page(
 BOARD_ORDER = ("tripped", "acknowledged", "probation", "watch", "armed")
 
 
-def _board_query(
-    institution_id: uuid.UUID | None, pilot_id: uuid.UUID | None, program_code: str | None
-) -> Select[Any]:
+def _board_query(institution_id: uuid.UUID | None, pilot_id: uuid.UUID | None, program_code: str | None) -> Select[Any]:
     query = select(Breaker).join(Pilot, Pilot.id == Breaker.pilot_id)
     if institution_id is not None:
         query = query.where(Pilot.institution_id == institution_id)

@@ -83,7 +83,10 @@ def test_a_bad_spreadsheet_shows_every_row_error_and_a_good_one_is_recorded(
     expect(problems).to_contain_text("NO-SUCH-PILOT")
     site.shot(page, "upload-refused")
     with site.database.unit_of_work() as session:
-        assert session.scalars(select(Filing).where(Filing.pilot_id == pilot.id, Filing.period == "2026-10")).first() is None
+        assert (
+            session.scalars(select(Filing).where(Filing.pilot_id == pilot.id, Filing.period == "2026-10")).first()
+            is None
+        )
 
     good = _write(
         tmp_path,
@@ -199,7 +202,11 @@ def test_each_role_reaches_its_pages_by_the_menu_and_the_keyboard(page: Any, sit
     """Every menu entry opens a page with one heading and no error, for a bureau and a bank user;
     the first Tab reaches the skip link, which moves focus to the content; every page, and the
     first object each list links to, passes the accessibility checks above."""
-    for email, prefix in (("supervisor@bureau.example", "bureau"), ("admin@bank-a.example", "bank")):
+    for email, prefix in (
+        ("supervisor@bureau.example", "bureau"),
+        ("admin@bureau.example", "admin"),
+        ("admin@bank-a.example", "bank"),
+    ):
         sign_in(page, email)
         page.keyboard.press("Tab")
         expect(page.get_by_role("link", name="Skip to main content")).to_be_focused()
@@ -221,3 +228,26 @@ def test_each_role_reaches_its_pages_by_the_menu_and_the_keyboard(page: Any, sit
                 assert_accessible(page)
                 site.shot(page, f"{prefix}-{slug}-first")
         sign_out(page)
+
+
+def test_an_administrator_creates_a_user_who_then_signs_in(page: Any, site: Site) -> None:
+    sign_in(page, "admin@bureau.example")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Users").click()
+    page.get_by_role("link", name="New user").click()
+    page.get_by_label("Email address").fill("filer2@bank-a.example")
+    page.get_by_label("Display name").fill("王芳 (Bank A filer)")
+    page.get_by_label("Role").select_option("filer")
+    page.get_by_label("Institution").select_option("BANK-A")
+    page.get_by_label("Initial password").fill("a-long-initial-password")
+    page.get_by_role("button", name="Create user").click()
+    expect(page.get_by_role("status")).to_be_visible()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("filer2@bank-a.example")
+    site.shot(page, "admin-user-created")
+    sign_out(page)
+
+    page.goto("/sign-in")
+    page.get_by_label("Email address").fill("filer2@bank-a.example")
+    page.get_by_label("Password").fill("a-long-initial-password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("banner")).to_contain_text("王芳 (Bank A filer)")
+    expect(page.get_by_role("banner")).to_contain_text("Institution filer")

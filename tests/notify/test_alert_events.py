@@ -22,7 +22,9 @@ def alerts(live: Live, kind: str | None = None) -> list[tuple[Alert, list[str]]]
             query = query.where(Alert.kind == kind)
         found = []
         for alert in session.scalars(query):
-            recipients = sorted(session.scalars(select(AlertDelivery.recipient).where(AlertDelivery.alert_id == alert.id)))
+            recipients = sorted(
+                session.scalars(select(AlertDelivery.recipient).where(AlertDelivery.alert_id == alert.id))
+            )
             found.append((alert, recipients))
         return found
 
@@ -34,7 +36,10 @@ def test_a_trip_sends_one_grouped_alert_to_the_bureau_list_and_the_bank(live: Li
     live.file("2026-03", npl_ratio="0.032")  # trips: one email with the trip and the warning
     [(trip, recipients)] = alerts(live, "breaker.tripped")
     assert recipients == ["risk@bank-a.example", "supervisors@bureau.example"]
-    assert {f["rule_id"]: f["outcome"] for f in trip.context["findings"]} == {"npl-trip": "tripped", "npl-warn": "warning"}
+    assert {f["rule_id"]: f["outcome"] for f in trip.context["findings"]} == {
+        "npl-trip": "tripped",
+        "npl-warn": "warning",
+    }
     assert trip.context["pilot"]["reference"] == live.pilot["reference"] and trip.severity == "high"
     # Suspended now: a later warning alone is held back.
     live.file("2026-04", npl_ratio="0.028")
@@ -53,8 +58,12 @@ def test_reset_and_resume_are_announced(live: Live) -> None:
     live.file("2026-03", npl_ratio="0.04")
     breaker = live.breaker("npl-trip")
     world = live.world
-    world.client.post(f"/api/v1/breakers/{breaker['id']}/reset", json={"reason": "data corrected"}, headers=world.supervisor.headers)
-    world.client.post(f"/api/v1/pilots/{live.pilot['id']}/resume", json={"reason": "ok"}, headers=world.approver.headers)
+    world.client.post(
+        f"/api/v1/breakers/{breaker['id']}/reset", json={"reason": "data corrected"}, headers=world.supervisor.headers
+    )
+    world.client.post(
+        f"/api/v1/pilots/{live.pilot['id']}/resume", json={"reason": "ok"}, headers=world.approver.headers
+    )
     [(reset, _)] = alerts(live, "breaker.reset")
     assert reset.context["reason"] == "data corrected"
     [(resumed, recipients)] = alerts(live, "pilot.resumed")
@@ -78,7 +87,9 @@ def test_unacknowledged_trips_are_reminded_then_escalated_once_and_ack_stops_the
     assert escalated.severity == "critical"
     assert "director@bureau.example" in recipients
     breaker = live.breaker("npl-trip")
-    live.world.client.post(f"/api/v1/breakers/{breaker['id']}/acknowledge", json={}, headers=live.world.supervisor.headers)
+    live.world.client.post(
+        f"/api/v1/breakers/{breaker['id']}/acknowledge", json={}, headers=live.world.supervisor.headers
+    )
     with live.database.unit_of_work() as session:
         run_timers(session, now=tripped_at + timedelta(hours=100))
     assert [a.context["reminder"] for a, _ in alerts(live, "breaker.reminder")] == [1, 2, 3]
