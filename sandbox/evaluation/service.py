@@ -18,7 +18,7 @@ from sandbox.exemption.service import assess_after_evaluation
 from sandbox.models import Breaker, Evaluation, FilingVersion, Institution, Pilot, PolicyVersion, Program
 from sandbox.notify import service as notify
 from sandbox.pilot.service import get_pilot
-from sandbox.program.service import policy_document, policy_in_force
+from sandbox.program.service import PolicyBook, policy_document
 from sandbox.rules.breaker import Signal
 from sandbox.rules.engine import CompiledPolicy, Outcome, compile_policy, judge
 from sandbox.rules.periods import Period, period_of
@@ -37,14 +37,18 @@ def policy_for_period(session: Session, pilot: Pilot, period: Period) -> PolicyV
     """A period is judged by the policy version in force on its last day."""
     program = session.get(Program, pilot.program_id)
     assert program is not None
-    return policy_in_force(session, program, period.end)
+    return PolicyBook(session, [program]).for_period(program.id, period)
 
 
-def pilot_schedule(session: Session, pilot: Pilot) -> Schedule:
+def pilot_schedule(session: Session, pilot: Pilot, book: PolicyBook | None = None) -> Schedule:
     """The schedule of the policy in force for the pilot's first period: it decides how the
-    pilot's periods are written (programs do not change frequency between versions)."""
-    first = period_of(pilot.start_on, "monthly")
-    return policy_document(policy_for_period(session, pilot, first)).schedule
+    pilot's periods are written (programs do not change frequency between versions). ``book``:
+    the programs' versions already read, when many pilots are asked about."""
+    if book is None:
+        program = session.get(Program, pilot.program_id)
+        assert program is not None
+        book = PolicyBook(session, [program])
+    return policy_document(book.for_period(pilot.program_id, period_of(pilot.start_on, "monthly"))).schedule
 
 
 def evaluate_period(

@@ -29,7 +29,7 @@ from sandbox.filing import repository
 from sandbox.filing.service import FILING_STATES
 from sandbox.models import Filing, FilingVersion, Institution, Pilot
 from sandbox.pilot.service import get_pilot
-from sandbox.program.service import NoPolicyInForce, policy_document
+from sandbox.program.service import NoPolicyInForce, PolicyBook, policy_document
 from sandbox.rules.calendar import WorkingCalendar, days_late, due_date
 from sandbox.rules.periods import Period, expected_periods
 
@@ -70,12 +70,13 @@ def _pilot_due(
     *,
     as_of: date,
     calendars: Mapping[str, WorkingCalendar],
+    book: PolicyBook,
+    filed: set[str],
 ) -> list[DueFiling]:
     try:
-        frequency = pilot_schedule(session, pilot).frequency
+        frequency = pilot_schedule(session, pilot, book).frequency
     except NoPolicyInForce:
         return []
-    filed = repository.filed_periods(session, pilot.id)
     found: list[DueFiling] = []
     next_listed = False
     for period in expected_periods(pilot.start_on, pilot.end_on, frequency):
@@ -85,7 +86,7 @@ def _pilot_due(
         if not ended and next_listed:
             break  # later periods are not due yet
         try:
-            schedule = policy_document(policy_for_period(session, pilot, period)).schedule
+            schedule = policy_document(book.for_period(pilot.program_id, period)).schedule
         except NoPolicyInForce:
             continue
         # A calendar that is not installed: weekdays only, and the date says it is an estimate
@@ -145,9 +146,22 @@ def due_filings(
         get_pilot(session, pilot_id, actor=actor)
     institution_id = actor.institution_id if actor.is_institution else None
     rows = repository.filing_pilots(session, institution_id=institution_id, states=FILING_STATES, pilot_id=pilot_id)
+    # Many pilots, few programs: each program's versions and every pilot's filed periods read once.
+    book = PolicyBook(session, repository.programs_of(session, [pilot for pilot, _ in rows]))
+    filed = repository.filed_periods_of(session, [pilot.id for pilot, _ in rows])
     found: list[DueFiling] = []
     for pilot, institution in rows:
-        found.extend(_pilot_due(session, pilot, institution, as_of=as_of, calendars=calendars))
+        found.extend(
+            _pilot_due(
+                session,
+                pilot,
+                institution,
+                as_of=as_of,
+                calendars=calendars,
+                book=book,
+                filed=filed.get(pilot.id, set()),
+            )
+        )
     return sorted(found, key=_order)
 
 

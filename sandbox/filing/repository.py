@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sandbox.models import Filing, FilingVersion, Institution, Pilot, User
+from sandbox.models import Filing, FilingVersion, Institution, Pilot, Program, User
 
 
 def find(session: Session, pilot_id: uuid.UUID, period: str, *, lock: bool = False) -> Filing | None:
@@ -54,6 +54,22 @@ def pilots_by_reference(session: Session, institution_id: uuid.UUID, references:
 
 def filed_periods(session: Session, pilot_id: uuid.UUID) -> set[str]:
     return set(session.scalars(select(Filing.period).where(Filing.pilot_id == pilot_id)).all())
+
+
+def filed_periods_of(session: Session, pilot_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
+    """The periods filed for each of these pilots, in one query."""
+    found: dict[uuid.UUID, set[str]] = {}
+    if pilot_ids:
+        rows = session.execute(select(Filing.pilot_id, Filing.period).where(Filing.pilot_id.in_(list(pilot_ids))))
+        for pilot_id, period in rows:
+            found.setdefault(pilot_id, set()).add(period)
+    return found
+
+
+def programs_of(session: Session, pilots: Collection[Pilot]) -> Sequence[Program]:
+    """The programs of these pilots, each once."""
+    ids = {pilot.program_id for pilot in pilots}
+    return session.scalars(select(Program).where(Program.id.in_(ids))).all() if ids else []
 
 
 def filing_pilots(

@@ -18,6 +18,7 @@ from sandbox.audit.log import record
 from sandbox.errors import Conflict, InvalidInput, NotFound
 from sandbox.models import PolicyVersion, Program
 from sandbox.program import repository
+from sandbox.rules.periods import Period
 from sandbox.rules.policy import PolicyDocument, document_from_json
 from sandbox.rules.policy_file import PolicyFileError, PolicyProblem, parse_policies, parse_policy, read_policy_dir
 
@@ -138,22 +139,44 @@ def pick_in_force(versions: Iterable[V], on: date) -> V | None:
     return max(candidates, key=lambda v: (v.effective_from, v.loaded_at, _natural(v.version)), default=None)
 
 
+class PolicyBook:
+    """The policy versions of some programs, read once, to answer many "which version judges
+    this?" questions by the one rule (``pick_in_force``): a list of due filings over every pilot
+    asks hundreds of them."""
+
+    def __init__(self, session: Session, programs: Iterable[Program]) -> None:
+        self.session = session
+        self.programs = {program.id: program for program in programs}
+        self.heads: dict[uuid.UUID, list[Any]] = {program_id: [] for program_id in self.programs}
+        for head in repository.version_heads(session, list(self.programs)):
+            self.heads[head.program_id].append(head)
+
+    def in_force(self, program_id: uuid.UUID, on: date) -> PolicyVersion:
+        """The version in force on ``on``; refused (NoPolicyInForce) when there is none."""
+        heads = self.heads[program_id]
+        chosen = pick_in_force(heads, on)
+        if chosen is None:
+            later = min((h.effective_from for h in heads), default=None)
+            hint = f"; its first version takes effect on {later.isoformat()}" if later else "; no version is loaded"
+            code = self.programs[program_id].code
+            raise NoPolicyInForce(
+                f"program {code} has no policy version in force on {on.isoformat()}{hint}",
+                program=code,
+                as_of=on.isoformat(),
+            )
+        version = repository.get_version(self.session, chosen.id)
+        assert version is not None
+        return version
+
+    def for_period(self, program_id: uuid.UUID, period: Period) -> PolicyVersion:
+        """A period is judged by the version in force on its last day."""
+        return self.in_force(program_id, period.end)
+
+
 def policy_in_force(session: Session, program: Program, on: date) -> PolicyVersion:
     """The policy version that judges ``on`` (a period is judged by the version in force on its
     last day)."""
-    heads = repository.version_heads(session, [program.id])
-    chosen = pick_in_force(heads, on)
-    if chosen is None:
-        later = min((h.effective_from for h in heads), default=None)
-        hint = f"; its first version takes effect on {later.isoformat()}" if later else "; no version is loaded"
-        raise NoPolicyInForce(
-            f"program {program.code} has no policy version in force on {on.isoformat()}{hint}",
-            program=program.code,
-            as_of=on.isoformat(),
-        )
-    version = repository.get_version(session, chosen.id)
-    assert version is not None
-    return version
+    return PolicyBook(session, [program]).in_force(program.id, on)
 
 
 _CACHE_SIZE = 256
