@@ -35,8 +35,10 @@ class PolicyVersion(IdMixin, Base):
     version: Mapped[str] = mapped_column(String(40))
     content_hash: Mapped[str] = mapped_column(String(64))
     effective_from: Mapped[date]
-    document: Mapped[dict[str, Any]]
+    # The two large columns load only when read: judging a filing needs the version's id and hash
+    # (its parsed document is cached by them, see program.service.policy_document), not its JSON.
+    document: Mapped[dict[str, Any]] = mapped_column(deferred=True)
     source_name: Mapped[str] = mapped_column(String(300))
-    source_text: Mapped[str] = mapped_column(Text)
+    source_text: Mapped[str] = mapped_column(Text, deferred=True)
     loaded_at: Mapped[datetime]
     loaded_by: Mapped[str] = mapped_column(String(254))

@@ -148,6 +148,9 @@ class PolicyBook:
         self.session = session
         self.programs = {program.id: program for program in programs}
         self.heads: dict[uuid.UUID, list[Any]] = {program_id: [] for program_id in self.programs}
+        # Held here: the session's identity map keeps objects only weakly, and a version row
+        # carries its whole document.
+        self.versions: dict[uuid.UUID, PolicyVersion] = {}
         for head in repository.version_heads(session, list(self.programs)):
             self.heads[head.program_id].append(head)
 
@@ -164,8 +167,9 @@ class PolicyBook:
                 program=code,
                 as_of=on.isoformat(),
             )
-        version = repository.get_version(self.session, chosen.id)
+        version = self.versions.get(chosen.id) or repository.get_version(self.session, chosen.id)
         assert version is not None
+        self.versions[chosen.id] = version
         return version
 
     def for_period(self, program_id: uuid.UUID, period: Period) -> PolicyVersion:
