@@ -6,7 +6,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -25,7 +25,7 @@ from sandbox.web import (
     pilots,
     programs,
 )
-from sandbox.web.auth import CsrfRefused, SignInLimiter, SignInRequired, sign_in_url
+from sandbox.web.auth import CsrfRefused, SignInLimiter, SignInRequired, csrf_protected, sign_in_url
 from sandbox.web.page import error_page, is_page, web_error_response
 from sandbox.web.router import router
 
@@ -38,9 +38,10 @@ def install(app: FastAPI) -> None:
         return
     app.state.web_installed = True
     app.state.web_sign_in_limiter = SignInLimiter()
-    app.include_router(router)
+    protected = [Depends(csrf_protected)]
+    app.include_router(router, dependencies=protected)
     for pages in (home, applications, pilots, breakers, exemptions, filings, audit, programs, institutions, admin):
-        app.include_router(pages.router)
+        app.include_router(pages.router, dependencies=protected)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     api_http_error = app.exception_handlers[StarletteHTTPException]

@@ -25,7 +25,6 @@ from sandbox.errors import Conflict, InvalidInput, NotFound
 from sandbox.institution import service as institution_service
 from sandbox.models import Institution, Role, User
 from sandbox.user import service
-from sandbox.web import auth
 from sandbox.web.auth import RequiredWebActor
 from sandbox.web.page import ROLE_LABELS, WebRoute, redirect, render
 
@@ -180,7 +179,6 @@ def create_user(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Annotated[str, Form()] = "",
     email: Annotated[str, Form(max_length=320)] = "",
     display_name: Annotated[str, Form(max_length=1000)] = "",
     role: Annotated[str, Form(max_length=40)] = "",
@@ -189,7 +187,6 @@ def create_user(
 ) -> Response:
     """A refused form is shown again with each field's error and the values typed, except the
     password, which is never sent back (422)."""
-    auth.check_csrf(request, csrf_token)
     service.require_user_admin(actor, doing="creating a user")
     typed = {"email": email, "display_name": display_name, "role": role, "institution": institution}
     errors: dict[str, str] = {}
@@ -257,10 +254,8 @@ def set_password(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Annotated[str, Form()] = "",
     new_password: Annotated[str, Form(max_length=4096)] = "",
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     user = service.get_user(session, _user_id(user_id), actor=actor)
     service.set_password(session, user, new_password, actor=actor, at=now)
     return redirect(request, f"/admin/users/{user.id}", notice=f"Password set for {user.email}.")
@@ -273,11 +268,9 @@ def issue_token(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Annotated[str, Form()] = "",
     label: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """The new token is in this answer only (the page is never cached); it is not stored."""
-    auth.check_csrf(request, csrf_token)
     user = service.get_user(session, _user_id(user_id), actor=actor)
     issued = service.issue_token(session, user, label=label, actor=actor, at=now)
     context = {"account": user, "token": issued.token, "record": issued.record}
@@ -291,9 +284,7 @@ def revoke_tokens(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     user = service.get_user(session, _user_id(user_id), actor=actor)
     count = service.revoke_tokens(session, user, prefix=None, actor=actor, at=now)
     notice = (
@@ -309,9 +300,7 @@ def deactivate(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     user = service.get_user(session, _user_id(user_id), actor=actor)
     service.deactivate_user(session, user, actor=actor, at=now)
     notice = f"{user.email} is deactivated: their sign-in and API tokens no longer work."
@@ -325,9 +314,7 @@ def reactivate(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     user = service.get_user(session, _user_id(user_id), actor=actor)
     service.reactivate_user(session, user, actor=actor, at=now)
     notice = f"{user.email} is active again: they can sign in, and their API tokens that were not revoked work again."

@@ -41,7 +41,6 @@ from sandbox.program import service as program_service
 from sandbox.rules.limits import check_dates, check_requested_quotas, check_requested_scope
 from sandbox.rules.numbers import parse_exact
 from sandbox.rules.policy import PolicyDocument, Quota
-from sandbox.web import auth
 from sandbox.web.auth import RequiredWebActor
 from sandbox.web.page import ROLE_LABELS, FormVersion, WebRoute, parse_form, redirect, render
 
@@ -94,7 +93,6 @@ async def posted_form(request: Request) -> FormData:
 
 
 PostedForm = Annotated[FormData, Depends(posted_form)]
-Csrf = Annotated[str, Form()]
 Text = Annotated[str, Form()]
 
 
@@ -313,9 +311,7 @@ def create(
     actor: RequiredWebActor,
     now: Now,
     form: PostedForm,
-    csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     actor.require(*service.COMMAND_ROLES["edit"], doing="create an application")
     today = bureau_date(now)
     programs = _open_programs(session, today)
@@ -431,12 +427,10 @@ def edit(
     actor: RequiredWebActor,
     now: Now,
     form: PostedForm,
-    csrf_token: Csrf = "",
     version: FormVersion = None,
 ) -> Response:
     """The whole form replaces the request (a field emptied is refused, not left as it was); the
     version the form was rendered with guards against overwriting a change made since (412)."""
-    auth.check_csrf(request, csrf_token)
     application = _editable(session, application_id, actor)
     program = _program_of(session, application)
     fields = _fields(session, program, bureau_date(now))
@@ -521,10 +515,8 @@ def submit(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Csrf = "",
     version: FormVersion = None,
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     application = service.submit(session, application_id, actor=actor, at=now, expected_version=version)
     checked = (application.eligibility or {}).get("policy_version", "")
     notice = f"Application submitted; eligibility checked against policy version {checked}."
@@ -538,10 +530,8 @@ def start_review(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Csrf = "",
     version: FormVersion = None,
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     application = service.start_review(session, application_id, actor=actor, at=now, expected_version=version)
     return redirect(request, _page_of(application.id), notice="Review started.")
 
@@ -553,11 +543,9 @@ def request_info(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Csrf = "",
     version: FormVersion = None,
     message: Text = "",
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     body = parse_form(MessageCreate, {"message": message}, COMMAND_FIELD_LABELS)
     application = service.request_info(
         session, application_id, body.message, actor=actor, at=now, expected_version=version
@@ -572,11 +560,9 @@ def respond(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Csrf = "",
     version: FormVersion = None,
     message: Text = "",
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     body = parse_form(MessageCreate, {"message": message}, COMMAND_FIELD_LABELS)
     application = service.respond(session, application_id, body.message, actor=actor, at=now, expected_version=version)
     return redirect(request, _page_of(application.id), notice="Response sent to the bureau; the review continues.")
@@ -589,12 +575,10 @@ def recommend(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Csrf = "",
     version: FormVersion = None,
     recommendation: Text = "",
     reason: Text = "",
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     body = parse_form(RecommendBody, {"recommendation": recommendation, "reason": reason}, COMMAND_FIELD_LABELS)
     application = service.recommend(
         session,
@@ -636,12 +620,10 @@ def approve(
     actor: RequiredWebActor,
     now: Now,
     form: PostedForm,
-    csrf_token: Csrf = "",
     version: FormVersion = None,
     conditions: Text = "",
     reason: Text = "",
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     body = _approve_body(form, conditions, reason)
     application, pilot = service.approve(session, application_id, body, actor=actor, at=now, expected_version=version)
     notice = f"Application approved; pilot {pilot.reference} created."
@@ -655,11 +637,9 @@ def reject(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Csrf = "",
     version: FormVersion = None,
     reason: Text = "",
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     body = parse_form(ReasonBody, {"reason": reason}, COMMAND_FIELD_LABELS)
     application = service.reject(session, application_id, body.reason, actor=actor, at=now, expected_version=version)
     return redirect(request, _page_of(application.id), notice="Application rejected.")
@@ -672,11 +652,9 @@ def withdraw(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Csrf = "",
     version: FormVersion = None,
     reason: Text = "",
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     body = parse_form(ReasonBody, {"reason": reason}, COMMAND_FIELD_LABELS)
     application = service.withdraw(session, application_id, body.reason, actor=actor, at=now, expected_version=version)
     return redirect(request, _page_of(application.id), notice="Application withdrawn.")
@@ -689,10 +667,8 @@ def post_message(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Csrf = "",
     message: Text = "",
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     body = parse_form(MessageCreate, {"message": message}, COMMAND_FIELD_LABELS)
     service.post_message(session, application_id, body.message, actor=actor, at=now)
     return redirect(request, _page_of(application_id), notice="Message sent.")

@@ -162,6 +162,16 @@ def check_csrf(request: Request, token: str) -> WebSession:
     return session
 
 
+async def csrf_protected(request: Request) -> None:
+    """Every page router's dependency: a POST is refused (403) unless its form carries the
+    session's CSRF token, before anything else of the request is read or written."""
+    if request.method != "POST":
+        return
+    form = await request.form()  # Starlette keeps the parsed form for the endpoint's own fields
+    token = form.get("csrf_token")
+    check_csrf(request, token if isinstance(token, str) else "")
+
+
 def signed_in_user(request: Request, db: DbSession) -> User | None:
     session = current_session(request)
     if session is None or session.user_id is None:

@@ -22,7 +22,6 @@ from sandbox.models import Breaker, BreakerState, Evaluation, PolicyVersion
 from sandbox.pilot.service import get_pilot
 from sandbox.program.service import get_program, list_programs, policy_document
 from sandbox.rules.engine import compile_policy
-from sandbox.web import auth
 from sandbox.web.auth import RequiredWebActor
 from sandbox.web.page import FormVersion, WebRoute, parse_form, redirect, render
 
@@ -223,11 +222,9 @@ def acknowledge(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
     version: FormVersion = None,
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     body = parse_form(AcknowledgeBody, {"note": note if note.strip() else None})
     service.acknowledge(session, breaker_id, body.note, actor=actor, at=now, expected_version=version)
     return redirect(request, f"/breakers/{breaker_id}", notice=NOTICES["acknowledge"])
@@ -240,11 +237,9 @@ def reset(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
     version: FormVersion = None,
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     body = parse_form(ResetBody, {"reason": reason})
     service.reset(session, breaker_id, body.reason, actor=actor, at=now, expected_version=version)
     return redirect(request, f"/breakers/{breaker_id}", notice=NOTICES["reset"])

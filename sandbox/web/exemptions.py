@@ -23,7 +23,6 @@ from sandbox.exemption.schemas import ConfirmBody, DecideBody, ExemptionClaim
 from sandbox.models import Evaluation, Exemption, ExemptionState, FilingVersion, Pilot, RiskEvent, Role, User
 from sandbox.pilot.service import get_pilot, list_pilots
 from sandbox.risk.service import list_risk_events
-from sandbox.web import auth
 from sandbox.web.auth import RequiredWebActor
 from sandbox.web.page import FormVersion, WebRoute, parse_form, redirect, render
 
@@ -349,12 +348,10 @@ def claim(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Annotated[str, Form()] = "",
     pilot: Annotated[str, Form()] = "",
     risk_event_id: Annotated[str, Form()] = "",
     statement: Annotated[str, Form()] = "",
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     try:
         pilot_id = uuid.UUID(pilot)
     except ValueError:
@@ -442,12 +439,10 @@ def decide(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Annotated[str, Form()] = "",
     decision: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
     version: FormVersion = None,
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     body = parse_form(DecideBody, {"decision": decision, "reason": reason})
     exemption = service.decide(
         session, exemption_id, decision=body.decision, reason=body.reason, actor=actor, at=now, expected_version=version
@@ -466,11 +461,9 @@ def confirm(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
     version: FormVersion = None,
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     body = parse_form(ConfirmBody, {"reason": reason})
     exemption = service.confirm(
         session, exemption_id, reason=body.reason, actor=actor, at=now, expected_version=version

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from sandbox.actor import Actor
@@ -32,7 +32,6 @@ from sandbox.pilot.service import get_pilot, list_pilots
 from sandbox.program.service import policy_document
 from sandbox.rules.calendar import WorkingCalendar
 from sandbox.rules.periods import parse_period
-from sandbox.web import auth
 from sandbox.web.auth import RequiredWebActor
 from sandbox.web.page import WebRoute, bureau_today, redirect, render
 
@@ -218,10 +217,8 @@ def upload(
     request: Request,
     session: DbSession,
     actor: RequiredWebActor,
-    csrf_token: Annotated[str, Form()] = "",
     file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    auth.check_csrf(request, csrf_token)
     _check_may_upload(session, request, actor)
     if file is None or not file.filename:
         issue = RowIssue(None, None, "", "no file was chosen; choose a .csv or .xlsx spreadsheet to upload")

@@ -29,7 +29,6 @@ from sandbox.institution import service
 from sandbox.institution.schemas import REQUIRED_ON_UPDATE, InstitutionCreate, InstitutionUpdate
 from sandbox.models import Institution, InstitutionStatus, InstitutionType, Role
 from sandbox.pilot import repository as pilot_repository
-from sandbox.web import auth
 from sandbox.web.auth import RequiredWebActor
 from sandbox.web.page import FormVersion, WebRoute, number, parse_form, redirect, render
 
@@ -251,7 +250,6 @@ def create_institution(
     session: DbSession,
     actor: RequiredWebActor,
     now: Now,
-    csrf_token: Annotated[str, Form()] = "",
     code: Annotated[str, Form(max_length=100)] = "",
     name: Annotated[str, Form(max_length=1000)] = "",
     type: Annotated[str, Form(max_length=100)] = "",
@@ -267,7 +265,6 @@ def create_institution(
     contact_emails: Annotated[str, Form(max_length=20_000)] = "",
 ) -> Response:
     """A refused form is shown again with the values typed and each field's error (422)."""
-    auth.check_csrf(request, csrf_token)
     _require_registrar(actor)
     typed = _typed(
         {
@@ -317,13 +314,11 @@ def update_institution(
     actor: RequiredWebActor,
     now: Now,
     form: PostedForm,
-    csrf_token: Annotated[str, Form()] = "",
     version: FormVersion = None,
 ) -> Response:
     """Only the fields the form sent are changed (the service refuses those the actor may not
     change); a blank optional field clears it. A refused form is shown again with the values
     typed and each field's error (422); a stale one goes back to the form with the reason."""
-    auth.check_csrf(request, csrf_token)
     target = _institution_id(institution_id)
     _require_editor(actor)
     # The whole form, not declared fields: a blank field (clear it) differs from an absent one

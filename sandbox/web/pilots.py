@@ -43,7 +43,6 @@ from sandbox.rules.levels import RuleLevel, RuleNote, rule_level
 from sandbox.rules.periods import Frequency, Period, PeriodError, expected_periods, parse_period
 from sandbox.rules.policy import PolicyDocument
 from sandbox.rules.rulebook import Mode
-from sandbox.web import auth
 from sandbox.web.auth import RequiredWebActor
 from sandbox.web.chart import KIND_WORDS, Level, Point, chart_id, render_chart
 from sandbox.web.page import FormVersion, WebRoute, bureau_today, number, parse_form, redirect, render
@@ -472,7 +471,6 @@ def report_risk_event(
     pilot_id: str,
     session: DbSession,
     actor: RequiredWebActor,
-    csrf_token: Annotated[str, Form()] = "",
     kind: Annotated[str, Form(max_length=40)] = "",
     occurred_on: Annotated[str, Form(max_length=40)] = "",
     amount: Annotated[str, Form(max_length=80)] = "",
@@ -480,7 +478,6 @@ def report_risk_event(
 ) -> Response:
     """A refused form is shown again on its own page (``/pilots/{id}/risk-events/new``'s form) with
     each field's error and the values typed, status 422."""
-    auth.check_csrf(request, csrf_token)
     pilot = pilot_service.get_pilot(session, _pilot_id(pilot_id), actor=actor)
     # Who may report is checked first, so a user who may not gets the refusal, not field errors.
     actor.require(*risk_service.REPORTER_ROLES, doing="report a risk event")
@@ -525,14 +522,12 @@ def pilot_command(
     command: str,
     session: DbSession,
     actor: RequiredWebActor,
-    csrf_token: Annotated[str, Form()] = "",
     reason: Annotated[str, Form(max_length=10_000)] = "",
     end_on: Annotated[str, Form(max_length=40)] = "",
     version: FormVersion = None,
 ) -> Response:
     """Suspend, resume, extend, complete, terminate or withdraw, through the pilot service; a
     refusal goes back to the page with the service's reason (WebRoute)."""
-    auth.check_csrf(request, csrf_token)
     target = _pilot_id(pilot_id)
     expected = version
     now = _now(request)

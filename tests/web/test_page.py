@@ -3,19 +3,21 @@ notices, the menu by role, and HTML 404s outside the API."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import pytest
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from fastapi.routing import iter_route_contexts
 from sqlalchemy import func, select
 
 from sandbox.api.deps import DbSession
 from sandbox.errors import Conflict, NotFound
 from sandbox.models import Institution
 from sandbox.web import auth
-from sandbox.web.auth import RequiredWebActor
+from sandbox.web.auth import RequiredWebActor, csrf_protected
 from sandbox.web.page import WebRoute, navigation, redirect
 from tests.factories import add_institution
 from tests.support import NOW, Login
@@ -145,3 +147,27 @@ def test_the_menu_follows_the_role(world: World) -> None:
     assert "/filings/upload" in filer and not {"/breakers", "/audit", "/institutions", "/admin/users"} & filer.keys()
     assert "/institutions/mine" in bank_admin and "/institutions/mine" not in filer
     assert list(dict(navigation(None))) == ["/register"]
+
+
+def test_every_page_that_takes_a_post_checks_the_csrf_token_first(app: Any) -> None:
+    posts = [
+        context
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.original_route, WebRoute)
+        and "POST" in (context.methods or ())
+        and not str(context.path).startswith("/_test/")
+    ]
+    assert len(posts) >= 30  # sign-in and sign-out, and every command and form of the pages
+    for context in posts:
+        first = context.dependant.dependencies[0]
+        assert first.call is csrf_protected, f"{context.path} does not check the CSRF token first"
+
+
+def test_a_page_post_without_the_token_is_refused_before_anything_is_read(
+    browser: Callable[[Login | None], Browser], world: World
+) -> None:
+    b = browser(world.supervisor)
+    b.get("/")  # a session, so only the token is missing
+    for path in ("/sign-out", "/audit/verify", f"/pilots/{uuid.uuid4()}/suspend", "/filings/upload"):
+        response = b.client.post(path, data={"reason": "x"}, follow_redirects=False)
+        assert response.status_code == 403 and "This form has expired" in response.text, path
