@@ -93,7 +93,7 @@ def run(backend: str, requests: int, folder: Path) -> list[dict[str, Any]]:
             client.cookies.set(COOKIE_NAME, encode_session(settings, new_session(supervisor.id, now=NOW)))
             pages = {
                 "work queues /": "/",
-                "pilot page (8 charts)": f"/pilots/{pilot.id}",
+                "pilot page (charts)": f"/pilots/{pilot.id}",
                 "breaker board": "/breakers",
                 "breaker page": f"/breakers/{breaker.id}",
                 "exemption page": f"/exemptions/{exemption.id}",
