@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -79,13 +79,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(CsrfRefused)
     async def _csrf_refused(request: Request, exc: CsrfRefused) -> Response:
-        body = (
-            '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Form expired</title></head>'
-            "<body><main><h1>This form has expired</h1><p>The form was missing its security token or the "
-            'token did not match your session. <a href="/sign-in">Reload the page</a> and try again.</p>'
-            "</main></body></html>"
+        detail = (
+            "The form was missing its security token, or the token did not match your session (for "
+            "example after signing in again in another tab). Nothing was changed. Go back, reload the "
+            "page and send the form again."
         )
-        return HTMLResponse(body, status_code=403)
+        return error_page(request, 403, "This form has expired", detail)
 
 
 __all__ = ["install", "router"]
