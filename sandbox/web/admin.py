@@ -13,7 +13,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -26,7 +25,7 @@ from sandbox.institution import service as institution_service
 from sandbox.models import Institution, Role, User
 from sandbox.user import service
 from sandbox.web.auth import RequiredWebActor
-from sandbox.web.page import ROLE_LABELS, WebRoute, redirect, render
+from sandbox.web.page import ROLE_LABELS, WebRoute, id_from_url, paging, redirect, render
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
@@ -41,13 +40,6 @@ FIELDS = {
     "institution": "Institution",
     "password": "Initial password",
 }
-
-
-def _user_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound(f"no user with id {raw!r}") from None
 
 
 def _institutions(session: Session, actor: Actor) -> Sequence[Institution]:
@@ -112,14 +104,8 @@ def users_page(
         "role": role,
         "institution": institution,
         "status": status,
-        "total": total,
-        "first": offset + 1 if users else 0,
-        "last": offset + len(users),
         "filtered": bool(filters),
-        "previous_url": f"/admin/users?{urlencode({**filters, 'page': page - 1})}" if page > 1 else None,
-        "next_url": (
-            f"/admin/users?{urlencode({**filters, 'page': page + 1})}" if offset + len(users) < total else None
-        ),
+        **paging("/admin/users", page=page, size=PAGE_SIZE, shown=len(users), total=total, filters=filters),
     }
     return render(request, "admin/users.html", context, actor=actor)
 
@@ -243,7 +229,7 @@ def _user_context(session: Session, actor: Actor, user: User) -> dict[str, Any]:
 
 @router.get("/admin/users/{user_id}", response_class=HTMLResponse)
 def user_page(request: Request, user_id: str, session: DbSession, actor: RequiredWebActor) -> Response:
-    user = service.get_user(session, _user_id(user_id), actor=actor)
+    user = service.get_user(session, id_from_url(user_id, "user"), actor=actor)
     return render(request, "admin/user.html", _user_context(session, actor, user), actor=actor)
 
 
@@ -256,7 +242,7 @@ def set_password(
     now: Now,
     new_password: Annotated[str, Form(max_length=4096)] = "",
 ) -> Response:
-    user = service.get_user(session, _user_id(user_id), actor=actor)
+    user = service.get_user(session, id_from_url(user_id, "user"), actor=actor)
     service.set_password(session, user, new_password, actor=actor, at=now)
     return redirect(request, f"/admin/users/{user.id}", notice=f"Password set for {user.email}.")
 
@@ -271,7 +257,7 @@ def issue_token(
     label: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """The new token is in this answer only (the page is never cached); it is not stored."""
-    user = service.get_user(session, _user_id(user_id), actor=actor)
+    user = service.get_user(session, id_from_url(user_id, "user"), actor=actor)
     issued = service.issue_token(session, user, label=label, actor=actor, at=now)
     context = {"account": user, "token": issued.token, "record": issued.record}
     return render(request, "admin/token_issued.html", context, actor=actor)
@@ -285,7 +271,7 @@ def revoke_tokens(
     actor: RequiredWebActor,
     now: Now,
 ) -> Response:
-    user = service.get_user(session, _user_id(user_id), actor=actor)
+    user = service.get_user(session, id_from_url(user_id, "user"), actor=actor)
     count = service.revoke_tokens(session, user, prefix=None, actor=actor, at=now)
     notice = (
         f"Revoked {count} token{'' if count == 1 else 's'} of {user.email}." if count else "No live token to revoke."
@@ -301,7 +287,7 @@ def deactivate(
     actor: RequiredWebActor,
     now: Now,
 ) -> Response:
-    user = service.get_user(session, _user_id(user_id), actor=actor)
+    user = service.get_user(session, id_from_url(user_id, "user"), actor=actor)
     service.deactivate_user(session, user, actor=actor, at=now)
     notice = f"{user.email} is deactivated: their sign-in and API tokens no longer work."
     return redirect(request, f"/admin/users/{user.id}", notice=notice)
@@ -315,7 +301,7 @@ def reactivate(
     actor: RequiredWebActor,
     now: Now,
 ) -> Response:
-    user = service.get_user(session, _user_id(user_id), actor=actor)
+    user = service.get_user(session, id_from_url(user_id, "user"), actor=actor)
     service.reactivate_user(session, user, actor=actor, at=now)
     notice = f"{user.email} is active again: they can sign in, and their API tokens that were not revoked work again."
     return redirect(request, f"/admin/users/{user.id}", notice=notice)

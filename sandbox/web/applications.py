@@ -42,7 +42,7 @@ from sandbox.rules.limits import check_dates, check_requested_quotas, check_requ
 from sandbox.rules.numbers import parse_exact
 from sandbox.rules.policy import PolicyDocument, Quota
 from sandbox.web.auth import RequiredWebActor
-from sandbox.web.page import ROLE_LABELS, FormVersion, WebRoute, parse_form, redirect, render
+from sandbox.web.page import ROLE_LABELS, FormVersion, WebRoute, paging, parse_form, redirect, render
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
@@ -121,11 +121,7 @@ def list_page(
     context = {
         "rows": rows,
         "labels": repository.labels(session, rows),
-        "total": total,
-        "first": offset + 1 if rows else 0,
-        "last": offset + len(rows),
-        "page": page,
-        "has_next": offset + len(rows) < total,
+        **paging("/applications", page=page, size=PAGE_SIZE, shown=len(rows), total=total, filters={"state": state}),
         "state": state,
         "states": list(ApplicationState),
         "may_create": may_create(actor),

@@ -23,7 +23,7 @@ from sandbox.pilot.service import get_pilot
 from sandbox.program.service import get_program, list_programs, policy_document
 from sandbox.rules.engine import compile_policy
 from sandbox.web.auth import RequiredWebActor
-from sandbox.web.page import FormVersion, WebRoute, parse_form, redirect, render
+from sandbox.web.page import FormVersion, WebRoute, paging, parse_form, redirect, render
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
@@ -176,12 +176,7 @@ def board(
         "chosen_program": chosen_program or "",
         "pilot_filter": pilot,
         "pilot_reference": the_pilot.reference if the_pilot is not None else None,
-        "total": total,
-        "first": offset + 1 if page_rows else 0,
-        "last": offset + len(page_rows),
-        "page": page,
-        "has_next": offset + len(page_rows) < total,
-        "query_prefix": urlencode(query) + "&" if query else "",
+        **paging("/breakers", page=page, size=PAGE_SIZE, shown=len(page_rows), total=total, filters=query),
         "count_prefix": urlencode(others) + "&" if others else "",
     }
     return render(request, "breakers/board.html", context, actor=actor)

@@ -8,7 +8,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, get_args
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -24,7 +23,7 @@ from sandbox.models import Evaluation, Exemption, ExemptionState, FilingVersion,
 from sandbox.pilot.service import get_pilot, list_pilots
 from sandbox.risk.service import list_risk_events
 from sandbox.web.auth import RequiredWebActor
-from sandbox.web.page import FormVersion, WebRoute, parse_form, redirect, render
+from sandbox.web.page import FormVersion, WebRoute, paging, parse_form, redirect, render
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
@@ -271,12 +270,7 @@ def exemptions_list(
         "states": STATES,
         "chosen_state": chosen or "",
         "pilot": the_pilot,
-        "total": total,
-        "first": offset + 1 if rows else 0,
-        "last": offset + len(rows),
-        "page": page,
-        "has_next": offset + len(rows) < total,
-        "query_prefix": urlencode(query) + "&" if query else "",
+        **paging("/exemptions", page=page, size=PAGE_SIZE, shown=len(rows), total=total, filters=query),
         "may_claim": _may_claim(actor),
         "triggers": TRIGGERS,
     }

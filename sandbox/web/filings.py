@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 from sandbox.actor import Actor
 from sandbox.api.deps import DbSession
 from sandbox.config import Settings
-from sandbox.errors import InvalidInput, NotFound
+from sandbox.errors import InvalidInput
 from sandbox.evaluation.service import Judgement, list_evaluations, pilot_schedule, policy_for_period
 from sandbox.filing import due
 from sandbox.filing.export import filings_to_csv
@@ -33,7 +33,7 @@ from sandbox.program.service import policy_document
 from sandbox.rules.calendar import WorkingCalendar
 from sandbox.rules.periods import parse_period
 from sandbox.web.auth import RequiredWebActor
-from sandbox.web.page import WebRoute, bureau_today, redirect, render
+from sandbox.web.page import WebRoute, bureau_today, id_from_url, paging, redirect, render
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
@@ -55,13 +55,8 @@ def _settings(request: Request) -> Settings:
 
 
 def _uuid(text: str | None, what: str) -> uuid.UUID | None:
-    """An id from a URL: empty is none, anything else that is not an id is a page not found."""
-    if not text:
-        return None
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise NotFound(f"no such {what}") from None
+    """An optional id from a URL: empty is none."""
+    return id_from_url(text, what) if text else None
 
 
 def _plural(count: int, word: str) -> str:
@@ -92,10 +87,15 @@ def filings_page(
         "due": listed[:DUE_SHOWN],
         "due_total": len(listed),
         "recent": recent,
-        "recent_total": total,
-        "offset": offset,
-        "page": page,
-        "has_next": offset + len(recent) < total,
+        **paging(
+            "/filings",
+            page=page,
+            size=PAGE_SIZE,
+            shown=len(recent),
+            total=total,
+            filters={"pilot": pilot_id},
+            fragment="#recent",
+        ),
         "pilots": choices,
         "selected": pilot_id,
         "selected_pilot": next((p for p in choices if p.id == pilot_id), None),

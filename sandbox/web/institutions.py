@@ -10,11 +10,9 @@ fields the service lets the signed-in role change.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -24,13 +22,13 @@ from starlette.datastructures import FormData
 from sandbox.actor import Actor
 from sandbox.api.deps import DbSession, Now
 from sandbox.application import repository as application_repository
-from sandbox.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sandbox.errors import Conflict, InvalidInput, PermissionDenied
 from sandbox.institution import service
 from sandbox.institution.schemas import REQUIRED_ON_UPDATE, InstitutionCreate, InstitutionUpdate
 from sandbox.models import Institution, InstitutionStatus, InstitutionType, Role
 from sandbox.pilot import repository as pilot_repository
 from sandbox.web.auth import RequiredWebActor
-from sandbox.web.page import FormVersion, WebRoute, number, parse_form, redirect, render
+from sandbox.web.page import FormVersion, WebRoute, id_from_url, number, paging, parse_form, redirect, render
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
@@ -55,13 +53,6 @@ FIELDS = {
 CREATE_FIELDS = tuple(name for name in FIELDS if name in InstitutionCreate.model_fields)
 UPDATE_FIELDS = tuple(name for name in FIELDS if name in InstitutionUpdate.model_fields)
 RATIO_FIELDS = ("capital_adequacy_ratio", "npl_ratio", "solvency_comprehensive", "solvency_core")
-
-
-def _institution_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound(f"no institution with id {raw!r}") from None
 
 
 def _require_registrar(actor: Actor) -> None:
@@ -116,11 +107,7 @@ def institutions_page(
     rows, total = service.list_institutions(session, actor=actor, offset=offset, limit=PAGE_SIZE)
     context = {
         "rows": rows,
-        "total": total,
-        "first": offset + 1 if rows else 0,
-        "last": offset + len(rows),
-        "previous_url": f"/institutions?{urlencode({'page': page - 1})}" if page > 1 else None,
-        "next_url": f"/institutions?{urlencode({'page': page + 1})}" if offset + len(rows) < total else None,
+        **paging("/institutions", page=page, size=PAGE_SIZE, shown=len(rows), total=total),
         "may_register": may_register(actor),
         "percent": percent,
     }
@@ -300,7 +287,7 @@ def create_institution(
 def edit_institution_page(
     request: Request, institution_id: str, session: DbSession, actor: RequiredWebActor
 ) -> Response:
-    institution = service.get_institution(session, _institution_id(institution_id), actor=actor)
+    institution = service.get_institution(session, id_from_url(institution_id, "institution"), actor=actor)
     fields = _require_editor(actor)
     values = _values_of(institution)
     return _form_page(request, actor, institution=institution, fields=fields, values=values, errors={})
@@ -319,7 +306,7 @@ def update_institution(
     """Only the fields the form sent are changed (the service refuses those the actor may not
     change); a blank optional field clears it. A refused form is shown again with the values
     typed and each field's error (422); a stale one goes back to the form with the reason."""
-    target = _institution_id(institution_id)
+    target = id_from_url(institution_id, "institution")
     _require_editor(actor)
     # The whole form, not declared fields: a blank field (clear it) differs from an absent one
     # (leave it), and FastAPI reads both as absent.
@@ -387,7 +374,7 @@ def _page_context(session: Session, actor: Actor, institution: Institution) -> d
 
 @router.get("/institutions/{institution_id}", response_class=HTMLResponse)
 def institution_page(request: Request, institution_id: str, session: DbSession, actor: RequiredWebActor) -> Response:
-    institution = service.get_institution(session, _institution_id(institution_id), actor=actor)
+    institution = service.get_institution(session, id_from_url(institution_id, "institution"), actor=actor)
     return render(request, "institutions/detail.html", _page_context(session, actor, institution), actor=actor)
 
 

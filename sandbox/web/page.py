@@ -15,12 +15,13 @@ import base64
 import hashlib
 import hmac
 import json
+import uuid
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import Form, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,7 +34,7 @@ from pydantic import BaseModel, ValidationError
 from sandbox.actor import Actor
 from sandbox.clock import BUREAU_TZ, Clock, bureau_date
 from sandbox.config import Settings
-from sandbox.errors import InvalidInput, SandboxError
+from sandbox.errors import InvalidInput, NotFound, SandboxError
 from sandbox.models import Role, User
 from sandbox.user.service import actor_for
 from sandbox.web import auth
@@ -290,6 +291,45 @@ def web_error_response(request: Request, exc: SandboxError | RequestValidationEr
     return error_page(request, status, title, detail)
 
 
+# --- lists and ids ---------------------------------------------------------------------------------
+
+
+def paging(
+    path: str,
+    *,
+    page: int,
+    size: int,
+    shown: int,
+    total: int,
+    filters: Mapping[str, object] | None = None,
+    fragment: str = "",
+) -> dict[str, Any]:
+    """What a paged list shows around its table: which rows these are of how many, and the links
+    to the pages either side, keeping the list's filters (for the ``pager`` macro)."""
+    offset = (page - 1) * size
+    query = {name: str(value) for name, value in (filters or {}).items() if value not in (None, "")}
+
+    def url(number: int) -> str:
+        return f"{path}?{urlencode({**query, 'page': number})}{fragment}"
+
+    return {
+        "page": page,
+        "total": total,
+        "first": offset + 1 if shown else 0,
+        "last": offset + shown,
+        "previous_url": url(page - 1) if page > 1 else None,
+        "next_url": url(page + 1) if offset + shown < total else None,
+    }
+
+
+def id_from_url(text: str, what: str) -> uuid.UUID:
+    """An id from the address: text that is not one names nothing, so the page is not found."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise NotFound(f"no such {what}") from None
+
+
 # --- forms -----------------------------------------------------------------------------------------
 
 # The version of the object the form was rendered with; a stale form is refused by the service (412).
@@ -347,9 +387,11 @@ __all__ = [
     "WebRoute",
     "bureau_today",
     "error_page",
+    "id_from_url",
     "is_page",
     "local_time",
     "navigation",
+    "paging",
     "parse_form",
     "redirect",
     "render",

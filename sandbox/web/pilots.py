@@ -10,13 +10,11 @@ chart in words, never guessed at.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -45,7 +43,17 @@ from sandbox.rules.policy import PolicyDocument
 from sandbox.rules.rulebook import Mode
 from sandbox.web.auth import RequiredWebActor
 from sandbox.web.chart import KIND_WORDS, Level, Point, chart_id, render_chart
-from sandbox.web.page import FormVersion, WebRoute, bureau_today, number, parse_form, redirect, render
+from sandbox.web.page import (
+    FormVersion,
+    WebRoute,
+    bureau_today,
+    id_from_url,
+    number,
+    paging,
+    parse_form,
+    redirect,
+    render,
+)
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
@@ -154,13 +162,6 @@ class PolicyView:
 def _now(request: Request) -> datetime:
     clock: Clock = request.app.state.clock
     return clock.now()
-
-
-def _pilot_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFound("no such pilot") from None
 
 
 def _policy(session: Session, program: Program, on: date) -> PolicyView:
@@ -416,12 +417,7 @@ def pilots_page(
     filters = {k: v for k, v in (("state", state), ("program", program)) if v}
     context = {
         "rows": [(p, labels.get(p.id, ("", "", "", ""))) for p in pilots],
-        "total": total,
-        "first": offset + 1 if pilots else 0,
-        "last": offset + len(pilots),
-        "page": page,
-        "previous_url": f"/pilots?{urlencode({**filters, 'page': page - 1})}" if page > 1 else None,
-        "next_url": f"/pilots?{urlencode({**filters, 'page': page + 1})}" if offset + len(pilots) < total else None,
+        **paging("/pilots", page=page, size=PAGE_SIZE, shown=len(pilots), total=total, filters=filters),
         "state": state,
         "program": program,
         "states": list(PilotState),
@@ -432,7 +428,7 @@ def pilots_page(
 
 @router.get("/pilots/{pilot_id}", response_class=HTMLResponse)
 def pilot_page(request: Request, pilot_id: str, session: DbSession, actor: RequiredWebActor) -> Response:
-    pilot = pilot_service.get_pilot(session, _pilot_id(pilot_id), actor=actor)
+    pilot = pilot_service.get_pilot(session, id_from_url(pilot_id, "pilot"), actor=actor)
     context = _page_context(session, request, pilot, actor)
     context["risk_form"] = _risk_form({"occurred_on": context["today"].isoformat()})
     return render(request, "pilots/pilot.html", context, actor=actor)
@@ -460,7 +456,7 @@ def _risk_page(
 
 @router.get("/pilots/{pilot_id}/risk-events/new", response_class=HTMLResponse)
 def new_risk_event_page(request: Request, pilot_id: str, session: DbSession, actor: RequiredWebActor) -> Response:
-    pilot = pilot_service.get_pilot(session, _pilot_id(pilot_id), actor=actor)
+    pilot = pilot_service.get_pilot(session, id_from_url(pilot_id, "pilot"), actor=actor)
     actor.require(*risk_service.REPORTER_ROLES, doing="report a risk event")
     return _risk_page(request, session, pilot, actor, _risk_form({"occurred_on": bureau_today(request).isoformat()}))
 
@@ -478,7 +474,7 @@ def report_risk_event(
 ) -> Response:
     """A refused form is shown again on its own page (``/pilots/{id}/risk-events/new``'s form) with
     each field's error and the values typed, status 422."""
-    pilot = pilot_service.get_pilot(session, _pilot_id(pilot_id), actor=actor)
+    pilot = pilot_service.get_pilot(session, id_from_url(pilot_id, "pilot"), actor=actor)
     # Who may report is checked first, so a user who may not gets the refusal, not field errors.
     actor.require(*risk_service.REPORTER_ROLES, doing="report a risk event")
     typed = {"kind": kind, "occurred_on": occurred_on, "amount": amount, "description": description}
@@ -528,7 +524,7 @@ def pilot_command(
 ) -> Response:
     """Suspend, resume, extend, complete, terminate or withdraw, through the pilot service; a
     refusal goes back to the page with the service's reason (WebRoute)."""
-    target = _pilot_id(pilot_id)
+    target = id_from_url(pilot_id, "pilot")
     expected = version
     now = _now(request)
     if command == "extend":

@@ -15,7 +15,7 @@ from sandbox.user import repository as user_repository
 from sandbox.user.service import check_password
 from sandbox.web import auth
 from sandbox.web.auth import SignInLimiter
-from sandbox.web.page import WebRoute, render
+from sandbox.web.page import WebRoute, paging, render
 
 log = logging.getLogger("sandbox.web.sign_in")
 REGISTER_PAGE_SIZE = 100
@@ -86,8 +86,6 @@ def register(request: Request, session: DbSession, page: Annotated[int, Query(ge
     actor = auth.web_actor(auth.signed_in_user(request, session))
     context = {
         "rows": rows,
-        "total": total,
-        "page": page,
-        "has_next": offset + len(rows) < total,
+        **paging("/register", page=page, size=REGISTER_PAGE_SIZE, shown=len(rows), total=total),
     }
     return render(request, "register.html", context, actor=actor)

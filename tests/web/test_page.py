@@ -18,7 +18,7 @@ from sandbox.errors import Conflict, NotFound
 from sandbox.models import Institution
 from sandbox.web import auth
 from sandbox.web.auth import RequiredWebActor, csrf_protected
-from sandbox.web.page import WebRoute, navigation, redirect
+from sandbox.web.page import WebRoute, navigation, paging, redirect, templates
 from tests.factories import add_institution
 from tests.support import NOW, Login
 from tests.web.conftest import Browser
@@ -171,3 +171,36 @@ def test_a_page_post_without_the_token_is_refused_before_anything_is_read(
     for path in ("/sign-out", "/audit/verify", f"/pilots/{uuid.uuid4()}/suspend", "/filings/upload"):
         response = b.client.post(path, data={"reason": "x"}, follow_redirects=False)
         assert response.status_code == 403 and "This form has expired" in response.text, path
+
+
+def test_paging_keeps_the_filters_and_links_only_to_pages_that_exist() -> None:
+    first = paging("/pilots", page=1, size=50, shown=50, total=120, filters={"state": "active", "program": ""})
+    assert (first["first"], first["last"], first["total"]) == (1, 50, 120)
+    assert first["previous_url"] is None and first["next_url"] == "/pilots?state=active&page=2"
+    last = paging("/filings", page=3, size=50, shown=20, total=120, filters={"pilot": None}, fragment="#recent")
+    assert (last["first"], last["last"]) == (101, 120)
+    assert last["previous_url"] == "/filings?page=2#recent" and last["next_url"] is None
+    empty = paging("/breakers", page=1, size=100, shown=0, total=0)
+    assert (empty["first"], empty["last"], empty["previous_url"], empty["next_url"]) == (0, 0, None, None)
+
+
+def test_the_pager_renders_only_the_links_it_has() -> None:
+    pager = templates.env.get_template("_macros.html").module.pager  # type: ignore[attr-defined]
+    html = str(pager("Pilot pages", None, "/pilots?page=2"))
+    assert 'aria-label="Pilot pages"' in html and 'href="/pilots?page=2" rel="next"' in html
+    assert "Previous page" not in html
+    assert str(pager("Pilot pages", None, None)).strip() == ""
+
+
+def test_an_address_with_a_malformed_id_is_a_page_not_found(
+    browser: Callable[[Login | None], Browser], world: World
+) -> None:
+    bureau, admin = browser(world.supervisor), browser(world.admin)
+    for b, path, what in (
+        (bureau, "/pilots/not-an-id", "pilot"),
+        (bureau, "/institutions/not-an-id", "institution"),
+        (admin, "/admin/users/not-an-id", "user"),
+        (bureau, "/filings?pilot=not-an-id", "pilot"),
+    ):
+        page = b.get(path)
+        assert page.status_code == 404 and f"No such {what}." in page.text, path
