@@ -42,9 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -54,135 +52,23 @@ import httpx
 import numpy as np
 from filing_latency import (  # bench/ is the script's own folder, so first on sys.path
     LAST_PERIOD,
-    PROGRAM,
     RESULTS,
     ROOT,
-    SCOPE,
+    BenchPilot,
     at,
     metrics_for,
-    months_before,
     percentile,
-    policy_text,
     postgres_reachable,
+    set_up,
     temp_database,
 )
 
-from sandbox.actor import SYSTEM, Actor
-from sandbox.application import service as applications
-from sandbox.application.schemas import ApplicationCreate, ApproveBody
 from sandbox.db import Database
-from sandbox.institution.identifiers import make_uscc
-from sandbox.institution.schemas import InstitutionCreate
-from sandbox.institution.service import create_institution
-from sandbox.models import Role
-from sandbox.program.calendars import load_calendars
-from sandbox.program.service import load_policies
-from sandbox.rules.periods import Period
-from sandbox.scan import run_scan
-from sandbox.user.service import actor_for, create_user, issue_token
 
 WARM_UP_PILOTS = 4
 WARM_UP_PERIODS = 2
 SECRET = "bench-secret-key-that-is-long-enough-0123"
-QUOTA = "4000000000"
 PILOTS_EACH = 4  # pilots per institution
-# The shipped program caps the exposure granted over all its pilots at 50 billion, 12 pilots at
-# the quota above; a benchmark needs more.
-CAP = ("aggregate_cap: 50000000000", "aggregate_cap: 100000000000000")
-
-
-@dataclass(frozen=True)
-class BenchPilot:
-    id: uuid.UUID
-    reference: str
-    institution: str
-    filer: Actor
-    token: str  # the filer's bearer token
-
-
-@dataclass
-class Setup:
-    pilots: list[BenchPilot]
-    periods: list[Period]
-
-
-def set_up(database: Database, institutions: int, pilots_each: int, n_periods: int) -> Setup:
-    """Bureau users, then ``institutions`` banks, each with an admin, a filer and ``pilots_each``
-    approved SH-TECH-MA applications, all made active by ``run_scan``: the same services the
-    demo uses. Every pilot's first expected month is ``n_periods`` months before December 2026."""
-    first = months_before(LAST_PERIOD, n_periods - 1)
-    periods = [months_before(LAST_PERIOD, n) for n in reversed(range(n_periods))]
-    effective = months_before(first, 12).start
-    applied = months_before(first, 3).start
-    text = policy_text(effective)
-    if CAP[0] not in text:
-        raise SystemExit(f"policies/{PROGRAM}.yaml changed: {CAP[0]!r} not found; update bench/filing_concurrency.py")
-    with database.unit_of_work() as session:
-        load_policies(session, [(f"{PROGRAM}.yaml", text.replace(*CAP))], actor=SYSTEM, at=at(effective))
-
-    def user(email: str, role: Role, institution: str | None) -> tuple[Actor, str]:
-        with database.unit_of_work() as session:
-            row = create_user(
-                session, email=email, role=role, institution_code=institution, actor=SYSTEM, at=at(applied)
-            )
-            issued = issue_token(session, row, label="bench", actor=SYSTEM, at=at(applied))
-            return actor_for(row), issued.token
-
-    admin, _ = user("admin@bureau.example", Role.admin, None)
-    reviewer, _ = user("reviewer@bureau.example", Role.reviewer, None)
-    approver, _ = user("approver@bureau.example", Role.approver, None)
-    pilots = []
-    for i in range(1, institutions + 1):
-        code = f"BENCH-{i:02d}"
-        body = InstitutionCreate.model_validate(
-            {
-                "code": code,
-                "name": f"Bench Bank {i} Shanghai Branch",
-                "type": "domestic_bank",
-                "uscc": make_uscc("91", "310115", f"{30000000 + i:08d}"),
-                "region": "Shanghai",
-                "rating": 2,
-                "capital_adequacy_ratio": "0.15",
-                "npl_ratio": "0.012",
-                "contact_emails": [f"risk@{code.lower()}.example"],
-            }
-        )
-        with database.unit_of_work() as session:
-            create_institution(session, body, actor=admin, at=at(applied))
-        bank_admin, _ = user(f"admin@{code.lower()}.example", Role.institution_admin, code)
-        filer, token = user(f"filer@{code.lower()}.example", Role.filer, code)
-        for j in range(1, pilots_each + 1):
-            data = ApplicationCreate.model_validate(
-                {
-                    "program": PROGRAM,
-                    "title": f"Tech-enterprise M&A loans, {code}, book {j}",
-                    "description": "Loans to technology enterprises acquiring control of a target.",
-                    "requested_scope": SCOPE,
-                    "requested_quotas": {"exposure_limit": QUOTA},
-                    "start_on": first.start.isoformat(),
-                    "end_on": LAST_PERIOD.end.isoformat(),
-                    "risk_controls": "Deal-by-deal credit committee; LTV and term hard limits.",
-                    "consumer_protection": "Corporate borrowers only; standard disclosures.",
-                    "exit_plan": "Run-off of the book at contractual maturity.",
-                }
-            )
-            with database.unit_of_work() as session:
-                app_id = applications.create_application(session, data, actor=bank_admin, at=at(applied)).id
-            steps: list[tuple[Callable[..., Any], Actor, tuple[Any, ...]]] = [
-                (applications.submit, bank_admin, ()),
-                (applications.start_review, reviewer, ()),
-                (applications.recommend, reviewer, ("approve", "Eligible; controls proportionate.")),
-                (applications.approve, approver, (ApproveBody(),)),
-            ]
-            result: Any = None
-            for step, actor, args in steps:
-                with database.unit_of_work() as session:
-                    result = step(session, app_id, *args, actor=actor, at=at(applied), expected_version=None)
-            _, pilot = result
-            pilots.append(BenchPilot(pilot.id, pilot.reference, code, filer, token))
-    with database.unit_of_work() as session:
-        run_scan(session, as_of=first.start, at=at(first.start, 0), calendars=load_calendars(ROOT / "policies"))
-    return Setup(pilots, periods)
 
 
 def free_port() -> int:
@@ -419,7 +305,7 @@ def run_backend(
         database = Database(target.engine)
         started = time.perf_counter()
         total = WARM_UP_PILOTS + n_pilots * len(clients)
-        setup = set_up(database, -(-total // PILOTS_EACH), PILOTS_EACH, n_periods)
+        setup = set_up(database, -(-total // PILOTS_EACH), PILOTS_EACH, n_periods, lift_cap=True)
         setup_seconds = time.perf_counter() - started
         target.engine.dispose()  # the server holds the only connections from here on
         labels = [p.label for p in setup.periods]

@@ -145,21 +145,43 @@ def temp_database(backend: str, folder: Path) -> Iterator[Target]:
         admin.dispose()
 
 
+QUOTA = "4000000000"
+# The shipped program caps the exposure granted over all its pilots at 50 billion, 12 pilots at
+# the quota above; a benchmark with more pilots lifts it.
+CAP = ("aggregate_cap: 50000000000", "aggregate_cap: 100000000000000")
+
+
+@dataclass(frozen=True)
+class BenchPilot:
+    id: uuid.UUID
+    reference: str
+    institution: str
+    filer: Actor
+    token: str  # the filer's bearer token
+
+
 @dataclass
 class Setup:
-    pilots: list[tuple[uuid.UUID, str]]  # pilot id, the filer's token
+    pilots: list[BenchPilot]
     periods: list[Period]
 
 
-def set_up(database: Database, n_pilots: int, n_periods: int) -> Setup:
-    """Bureau users, n_pilots banks each with an active SH-TECH-MA pilot whose first expected
-    period is n_periods months before LAST_PERIOD: the same services the demo uses."""
+def set_up(database: Database, institutions: int, pilots_each: int, n_periods: int, *, lift_cap: bool = False) -> Setup:
+    """Bureau users, then ``institutions`` banks, each with an admin, a filer and ``pilots_each``
+    approved SH-TECH-MA applications, all made active by ``run_scan``: the same services the
+    demo uses. Every pilot's first expected month is ``n_periods`` months before December 2026.
+    ``lift_cap``: raise the program's aggregate cap, for more pilots than the shipped cap admits."""
     first = months_before(LAST_PERIOD, n_periods - 1)
     periods = [months_before(LAST_PERIOD, n) for n in reversed(range(n_periods))]
     effective = months_before(first, 12).start
     applied = months_before(first, 3).start
+    text = policy_text(effective)
+    if lift_cap:
+        if CAP[0] not in text:
+            raise SystemExit(f"policies/{PROGRAM}.yaml changed: {CAP[0]!r} not found; update bench/filing_latency.py")
+        text = text.replace(*CAP)
     with database.unit_of_work() as session:
-        load_policies(session, [(f"{PROGRAM}.yaml", policy_text(effective))], actor=SYSTEM, at=at(effective))
+        load_policies(session, [(f"{PROGRAM}.yaml", text)], actor=SYSTEM, at=at(effective))
 
     def user(email: str, role: Role, institution: str | None) -> tuple[Actor, str]:
         with database.unit_of_work() as session:
@@ -173,7 +195,7 @@ def set_up(database: Database, n_pilots: int, n_periods: int) -> Setup:
     reviewer, _ = user("reviewer@bureau.example", Role.reviewer, None)
     approver, _ = user("approver@bureau.example", Role.approver, None)
     pilots = []
-    for i in range(1, n_pilots + 1):
+    for i in range(1, institutions + 1):
         code = f"BENCH-{i:02d}"
         body = InstitutionCreate.model_validate(
             {
@@ -191,35 +213,36 @@ def set_up(database: Database, n_pilots: int, n_periods: int) -> Setup:
         with database.unit_of_work() as session:
             create_institution(session, body, actor=admin, at=at(applied))
         bank_admin, _ = user(f"admin@{code.lower()}.example", Role.institution_admin, code)
-        _, filer_token = user(f"filer@{code.lower()}.example", Role.filer, code)
-        data = ApplicationCreate.model_validate(
-            {
-                "program": PROGRAM,
-                "title": f"Tech-enterprise M&A loans, {code}",
-                "description": "Loans to technology enterprises acquiring control of a target.",
-                "requested_scope": SCOPE,
-                "requested_quotas": {"exposure_limit": "4000000000"},
-                "start_on": first.start.isoformat(),
-                "end_on": LAST_PERIOD.end.isoformat(),
-                "risk_controls": "Deal-by-deal credit committee; LTV and term hard limits.",
-                "consumer_protection": "Corporate borrowers only; standard disclosures.",
-                "exit_plan": "Run-off of the book at contractual maturity.",
-            }
-        )
-        with database.unit_of_work() as session:
-            app_id = applications.create_application(session, data, actor=bank_admin, at=at(applied)).id
-        steps: list[tuple[Callable[..., Any], Actor, tuple[Any, ...]]] = [
-            (applications.submit, bank_admin, ()),
-            (applications.start_review, reviewer, ()),
-            (applications.recommend, reviewer, ("approve", "Eligible; controls proportionate.")),
-            (applications.approve, approver, (ApproveBody(),)),
-        ]
-        result: Any = None
-        for step, actor, args in steps:
+        filer, token = user(f"filer@{code.lower()}.example", Role.filer, code)
+        for j in range(1, pilots_each + 1):
+            data = ApplicationCreate.model_validate(
+                {
+                    "program": PROGRAM,
+                    "title": f"Tech-enterprise M&A loans, {code}, book {j}",
+                    "description": "Loans to technology enterprises acquiring control of a target.",
+                    "requested_scope": SCOPE,
+                    "requested_quotas": {"exposure_limit": QUOTA},
+                    "start_on": first.start.isoformat(),
+                    "end_on": LAST_PERIOD.end.isoformat(),
+                    "risk_controls": "Deal-by-deal credit committee; LTV and term hard limits.",
+                    "consumer_protection": "Corporate borrowers only; standard disclosures.",
+                    "exit_plan": "Run-off of the book at contractual maturity.",
+                }
+            )
             with database.unit_of_work() as session:
-                result = step(session, app_id, *args, actor=actor, at=at(applied), expected_version=None)
-        _, pilot = result
-        pilots.append((pilot.id, filer_token))
+                app_id = applications.create_application(session, data, actor=bank_admin, at=at(applied)).id
+            steps: list[tuple[Callable[..., Any], Actor, tuple[Any, ...]]] = [
+                (applications.submit, bank_admin, ()),
+                (applications.start_review, reviewer, ()),
+                (applications.recommend, reviewer, ("approve", "Eligible; controls proportionate.")),
+                (applications.approve, approver, (ApproveBody(),)),
+            ]
+            result: Any = None
+            for step, actor, args in steps:
+                with database.unit_of_work() as session:
+                    result = step(session, app_id, *args, actor=actor, at=at(applied), expected_version=None)
+            _, pilot = result
+            pilots.append(BenchPilot(pilot.id, pilot.reference, code, filer, token))
     with database.unit_of_work() as session:
         run_scan(session, as_of=first.start, at=at(first.start, 0), calendars=load_calendars(ROOT / "policies"))
     return Setup(pilots, periods)
@@ -251,7 +274,7 @@ def run_backend(backend: str, n_filings: int, n_pilots: int, seed: int) -> dict[
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as folder, temp_database(backend, Path(folder)) as target:
         database = Database(target.engine)
         started = time.perf_counter()
-        setup = set_up(database, n_pilots, n_periods)
+        setup = set_up(database, n_pilots, 1, n_periods)
         setup_seconds = time.perf_counter() - started
         settings = Settings(
             environment=Environment.test,
@@ -262,14 +285,15 @@ def run_backend(backend: str, n_filings: int, n_pilots: int, seed: int) -> dict[
         )
         clock = FixedClock(at(setup.periods[0].end))
         app = create_app(settings, database=database, clock=clock)
-        npl = {pilot: float(rng.uniform(0.005, 0.02)) for pilot, _ in setup.pilots}
+        npl = {pilot.id: float(rng.uniform(0.005, 0.02)) for pilot in setup.pilots}
         latencies: list[float] = []
         breaches = 0
         with TestClient(app, raise_server_exceptions=True) as client:
             loop_start = time.perf_counter()
             for period in setup.periods:
                 clock.at = at(date.fromordinal(period.end.toordinal() + 5))
-                for pilot, token in setup.pilots:
+                for bench_pilot in setup.pilots:
+                    pilot, token = bench_pilot.id, bench_pilot.token
                     if len(latencies) == n_filings:
                         break
                     npl[pilot] = max(0.0, npl[pilot] + float(rng.normal(0.0003, 0.003)))

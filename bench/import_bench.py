@@ -18,7 +18,7 @@ the pilots' rows for a month before the next month. Four things are timed on the
 (a) and (b) are each the best of ``--repeat`` runs, interleaved round by round so they see the
 same load; (c) runs once per backend and size (a second run needs a fresh database).
 
-The pilots are set up through the services (``filing_concurrency.set_up``: the shipped SH-TECH-MA
+The pilots are set up through the services (``filing_latency.set_up``: the shipped SH-TECH-MA
 rules, no aggregate quota cap). The import's clock is five days after December 2026 ends, so
 only December is on time; every earlier month is late and breaches the ``filing-late`` warn rule,
 which writes a ``rule.warning`` alert with its filing (the API path does the same).
@@ -53,8 +53,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
-from filing_concurrency import BenchPilot, set_up  # bench/ is the script's own folder, so first on sys.path
-from filing_latency import LAST_PERIOD, RESULTS, ROOT, at, metrics_for, postgres_reachable, temp_database
+from filing_latency import (
+    LAST_PERIOD,
+    RESULTS,
+    ROOT,
+    BenchPilot,
+    at,
+    metrics_for,
+    postgres_reachable,
+    set_up,
+    temp_database,
+)
 from sqlalchemy import func, select
 
 from sandbox.config import Settings
@@ -165,7 +174,7 @@ def run_size(
             database = Database(target.engine)
             print(f"{n_pilots} pilots x {n_periods} months on {backend}: setting up...", flush=True)
             started = time.perf_counter()
-            setup = set_up(database, 1, n_pilots, n_periods)
+            setup = set_up(database, 1, n_pilots, n_periods, lift_cap=True)
             setup_seconds = time.perf_counter() - started
             # The same seed gives the same figures on each backend; only the pilots' ids differ.
             data = long_csv(setup.pilots, setup.periods, np.random.default_rng(seed))
